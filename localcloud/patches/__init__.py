@@ -1,0 +1,1 @@
+"""Emulator fixes, one module each, applied by ``localcloud.moto_patches.apply()``."""
