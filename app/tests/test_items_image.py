@@ -1,0 +1,137 @@
+"""The Dockerfile cannot be built here (no Docker engine), so its contract is checked instead:
+what it copies exists, it runs as non-root, its dependencies are pinned, and its entry point and
+health check commands, run exactly as written, start the app and report it healthy."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from items_support import APP_DIR, app_env, free_port
+
+from items_api.healthcheck import DEFAULT_TIMEOUT
+
+DOCKERFILE = APP_DIR / "Dockerfile"
+HEALTHCHECK_COMMAND = ["python", "-m", "items_api.healthcheck"]
+START_COMMAND = ["gunicorn", "-c", "gunicorn.conf.py", "items_api:create_app()"]
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    parsed = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            parsed.append((keyword.upper(), rest.strip()))
+    return parsed
+
+
+def single(keyword: str) -> str:
+    found = [rest for key, rest in instructions() if key == keyword]
+    assert len(found) == 1, f"expected one {keyword}, found {found}"
+    return found[0]
+
+
+def exec_form(arguments: str) -> list[str]:
+    command = json.loads(arguments)  # exec form: no shell, gunicorn is PID 1 and gets SIGTERM
+    assert isinstance(command, list)
+    return command
+
+
+def test_base_image_is_slim_python():
+    arg = next(rest for key, rest in instructions() if key == "ARG" and rest.startswith("PYTHON_IMAGE="))
+    assert re.fullmatch(r"PYTHON_IMAGE=python:3\.\d+(\.\d+)?-slim(-\w+)?(@sha256:[0-9a-f]{64})?", arg)
+    assert single("FROM") == "${PYTHON_IMAGE}"
+
+
+def test_runs_as_a_non_root_user():
+    user = single("USER")
+    assert user.split(":")[0] not in ("root", "0")
+    assert instructions()[-1][0] in ("CMD", "ENTRYPOINT", "STOPSIGNAL")
+    keys = [key for key, _ in instructions()]
+    assert keys.index("USER") > max(i for i, key in enumerate(keys) if key in ("RUN", "COPY"))
+
+
+def test_start_command_is_gunicorn_with_the_config_file():
+    assert exec_form(single("CMD")) == START_COMMAND
+    assert "ENTRYPOINT" not in dict(instructions())
+    assert single("WORKDIR") == "/app"
+    assert single("STOPSIGNAL") == "SIGTERM"
+
+
+def test_health_check_is_the_python_liveness_probe():
+    options, _, command = single("HEALTHCHECK").partition(" CMD ")
+    assert exec_form(command) == HEALTHCHECK_COMMAND
+    timeout = re.search(r"--timeout=(\d+)s", options)
+    assert timeout
+    # The probe must give up before Docker does, so a hung app reads as unhealthy, not as an error.
+    assert int(timeout.group(1)) > DEFAULT_TIMEOUT
+
+
+def test_everything_copied_exists_and_tests_stay_out_of_the_image():
+    copies = [rest.split() for key, rest in instructions() if key == "COPY"]
+    for *sources, _destination in copies:
+        for source in sources:
+            if not source.startswith("--"):
+                assert (APP_DIR / source).exists(), source
+    ignored = (APP_DIR / ".dockerignore").read_text().split()
+    assert "*" in ignored
+    assert not any(line.startswith("!tests") for line in ignored)
+
+
+def test_runtime_dependencies_are_pinned_and_installed():
+    requirements = [
+        line.strip()
+        for line in (APP_DIR / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert requirements
+    for requirement in requirements:
+        assert re.fullmatch(r"[A-Za-z0-9_.\[\]-]+==[0-9][0-9A-Za-z.+-]*", requirement), requirement
+    names = {re.split(r"[=\[]", r)[0].lower().replace("_", "-") for r in requirements}
+    assert {"flask", "gunicorn", "psycopg", "psycopg-binary", "psycopg-pool", "boto3"} <= names
+    runs = " ".join(rest for key, rest in instructions() if key == "RUN")
+    assert "pip install --no-deps -r requirements.txt" in runs
+
+
+@pytest.mark.slow
+def test_the_image_commands_start_the_app_and_report_it_healthy(app_db, aws_env, tmp_path):
+    """Run the CMD and the HEALTHCHECK exactly as the Dockerfile spells them, with this
+    environment's ``gunicorn`` and ``python`` first on PATH as the image's are."""
+    port = str(free_port())
+    env = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        **app_env(app_db, aws_env, GUNICORN_WORKERS="1"),
+        # The image listens on 0.0.0.0; tests bind loopback only.
+        "APP_HOST": "127.0.0.1",
+        "APP_PORT": port,
+    }
+    # Dockerfile ENV defaults, as the container would have them.
+    for key, value in (pair.split("=", 1) for _, rest in instructions() if _ == "ENV" for pair in shlex.split(rest)):
+        env.setdefault(key, value)
+    start = exec_form(single("CMD"))
+    probe = exec_form(single("HEALTHCHECK").partition(" CMD ")[2])
+
+    log = (tmp_path / "gunicorn.log").open("wb")
+    process = subprocess.Popen(start, cwd=APP_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while subprocess.run(probe, cwd=APP_DIR, env=env, capture_output=True, check=False).returncode != 0:
+            assert process.poll() is None, (tmp_path / "gunicorn.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "health check never passed"
+            time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+    assert process.returncode == 0
+    assert subprocess.run(probe, cwd=APP_DIR, env=env, capture_output=True, check=False).returncode == 1
