@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from localcloud.awsapi import AwsApiProcess as AwsApi
+
 # Imported before app/ joins sys.path: app/tests would otherwise join the ``tests`` namespace.
 from localcloud.postgres import PostgresServer
-from tests.conftest import AwsApi
 
 # The app is imported as the platform runs it, from app/ (appended, so it shadows nothing).
 APP_DIR = Path(__file__).resolve().parents[1]
