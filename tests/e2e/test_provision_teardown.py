@@ -1,0 +1,133 @@
+"""The foundation, end to end against the local AWS API: provision, re-run, check mode, drift that
+belongs to deploy and swap, teardown (also after an interrupted provision), and bad input.
+
+The tests of this module run in order on one account: each scenario starts from the state the
+previous one left, as an operator's runs would.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.platform_support import (
+    PREFIX,
+    desired_counts,
+    kill_playbook_when,
+    listener_weights,
+    live_resources,
+    run_playbook,
+    set_listener_weights,
+    tagged_arns,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
+
+
+@pytest.fixture(scope="module")
+def api(aws_api):
+    aws_api.reset()
+    return aws_api
+
+
+def test_check_mode_on_an_empty_account_reports_changes_and_creates_nothing(api):
+    run = run_playbook(api, "provision", "--check", "--diff")
+    assert run.returncode == 0, run.tail()
+    assert run.changed > 10, run.tail()
+    assert tagged_arns(api) == []
+    assert live_resources(api) == {}
+
+
+def test_provision_from_empty_never_prints_the_password(api, tmp_path):
+    log = tmp_path / "ansible.log"
+    run = run_playbook(api, "provision", "-vvv", env={"ANSIBLE_LOG_PATH": str(log)})
+    assert run.returncode == 0, run.tail()
+    assert run.changed > 20
+
+    password = api.client("ssm").get_parameter(Name="/ecs-prod/local/db/password", WithDecryption=True)
+    value = password["Parameter"]["Value"]
+    assert password["Parameter"]["Type"] == "SecureString"
+    assert len(value) == 32
+    assert value not in run.stdout
+    assert value not in run.stderr
+    assert log.stat().st_size > 0
+    assert value not in log.read_text(errors="replace")
+
+
+def test_the_first_rerun_changes_nothing(api):
+    run = run_playbook(api, "provision")
+    assert run.returncode == 0, run.tail()
+    assert run.changed == 0, run.tail()
+
+
+def test_check_mode_on_the_provisioned_account_reports_nothing(api):
+    run = run_playbook(api, "provision", "--check", "--diff")
+    assert run.returncode == 0, run.tail()
+    assert run.changed == 0, run.tail()
+
+
+def test_provision_summary_shows_the_platform(api):
+    run = run_playbook(api, "provision")
+    assert f"{PREFIX}-alb" in run.stdout
+    assert "weights 443    blue 100 / green 0" in run.stdout
+    assert "services       blue desired 2 / green desired 0" in run.stdout
+    assert f"{PREFIX}-db." in run.stdout
+    assert "postgres 15." in run.stdout
+
+
+def test_provision_keeps_weights_and_desired_counts_set_behind_its_back(api):
+    set_listener_weights(api, {"blue": 0, "green": 100})
+    api.client("ecs").update_service(cluster=PREFIX, service=f"{PREFIX}-green", desiredCount=2)
+
+    run = run_playbook(api, "provision")
+    assert run.returncode == 0, run.tail()
+    assert run.changed == 0, run.tail()
+    assert listener_weights(api) == {"blue": 0, "green": 100}
+    assert desired_counts(api) == {"blue": 2, "green": 2}
+
+
+def test_teardown_leaves_nothing_and_a_second_teardown_changes_nothing(api):
+    run = run_playbook(api, "teardown")
+    assert run.returncode == 0, run.tail()
+    assert f"Nothing tagged for {PREFIX} is left" in run.stdout
+    assert live_resources(api) == {}
+
+    again = run_playbook(api, "teardown")
+    assert again.returncode == 0, again.tail()
+    assert again.changed == 0, again.tail()
+
+
+def test_teardown_after_a_provision_killed_midway_leaves_nothing(api):
+    kill_playbook_when(api, "provision", "TASK [ecs_production.platform.alb : Load balancer")
+    assert live_resources(api), "the interrupted provision should have left something to clean up"
+
+    run = run_playbook(api, "teardown")
+    assert run.returncode == 0, run.tail()
+    assert live_resources(api) == {}
+
+
+@pytest.mark.parametrize(
+    ("extra_vars", "named"),
+    [
+        ('{"network_vpc_cidr": "10.0.0.0/33"}', "network_vpc_cidr"),
+        ('{"network_vpc_cidr": "not-a-cidr"}', "network_vpc_cidr"),
+        ('{"network_public_subnet_cidrs": ["10.1.1.0/24", "10.0.2.0/24"]}', "network_public_subnet_cidrs"),
+        ('{"network_private_subnet_cidrs": ["10.0.11.0/24", "192.168.0.0/24"]}', "network_private_subnet_cidrs"),
+        ('{"network_availability_zones": ["us-east-1a"]}', "network_availability_zones"),
+        ('{"platform_project": ""}', "platform_project"),
+        ('{"rds_password_length": 4}', "rds_password_length"),
+    ],
+)
+def test_bad_input_fails_before_any_api_call(api, extra_vars, named):
+    before = api.request_count()
+    run = run_playbook(api, "provision", "-e", extra_vars)
+    assert run.returncode != 0, run.tail()
+    assert named in run.output, run.tail()
+    assert api.request_count() == before, "an API call was made before the input was rejected"
+
+
+def test_an_unknown_environment_fails_before_any_api_call(api):
+    before = api.request_count()
+    run = run_playbook(api, "provision", "-i", "inventories/staging")
+    assert run.returncode != 0, run.tail()
+    assert "platform_environment" in run.output, run.tail()
+    assert api.request_count() == before
