@@ -1,0 +1,70 @@
+# The two commands of the README:
+#   make up     bring the platform up on the local cloud and show it
+#   make test   run the whole test suite (what CI runs)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/bin:$(PATH)
+export LOCALCLOUD_STATE_DIR ?= $(CURDIR)/.state/localcloud
+export AWS_ENDPOINT_URL ?= http://127.0.0.1:4566
+PYTEST_ARGS ?=
+
+.PHONY: help venv up down status lint sanity unit integration app-tests e2e molecule test bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt app/requirements.txt app/requirements-test.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt -r app/requirements.txt -r app/requirements-test.txt
+	touch $@
+
+venv: $(VENV)/.installed  ## create the virtualenv with everything the project needs
+
+up: venv  ## start the local cloud, provision the platform, show it
+	localcloud up
+	ansible-playbook playbooks/provision.yml
+
+down: venv  ## tear the platform down and stop the local cloud
+	-ansible-playbook playbooks/teardown.yml
+	localcloud down
+
+status: venv  ## what the local cloud runs
+	localcloud status
+
+lint: venv  ## ruff, ansible-lint (production profile)
+	ruff check .
+	ruff format --check .
+	ansible-lint
+
+sanity: venv  ## ansible-test sanity on the collection
+	tools/ansible-test.sh sanity --python 3.11
+
+unit: venv  ## unit tests of the modules and plugins
+	python -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: venv  ## module integration targets against the local AWS API
+	python -m pytest tests/integration $(PYTEST_ARGS)
+
+app-tests: venv  ## the service's tests against a real PostgreSQL and the local AWS API
+	python -m pytest app/tests $(PYTEST_ARGS)
+
+e2e: venv  ## whole playbooks against the local cloud
+	python -m pytest tests/e2e $(PYTEST_ARGS)
+
+molecule: venv  ## the molecule scenario over the local cloud
+	molecule test -s platform
+
+test: lint sanity unit app-tests integration e2e molecule  ## everything CI runs
+
+bench: venv  ## the benchmarks (print figures; not tests)
+	python bench/provision.py
+	python bench/app.py
+
+clean:  ## remove the local cloud's state and caches (not the venv)
+	-localcloud down
+	rm -rf .state .pytest_cache .ruff_cache tests/output
