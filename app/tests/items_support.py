@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from localcloud.awsapi import free_port  # also used by the tests
 from localcloud.postgres import PostgresServer
-from tests.conftest import free_port  # also used by the tests
 
 APP_DIR = Path(__file__).resolve().parents[1]
 
