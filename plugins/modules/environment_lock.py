@@ -1,0 +1,790 @@
+#!/usr/bin/python
+
+# Copyright: Contributors to the ecs_production.platform project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# Ansible modules import below DOCUMENTATION, EXAMPLES and RETURN.
+# ruff: noqa: E402
+
+DOCUMENTATION = r"""
+---
+module: environment_lock
+version_added: 0.1.0
+short_description: Take or release an environment's operation lock, held in an SSM parameter
+description:
+  - Makes the operations on an environment (deploy, swap, rollback) run one at a time. The lock is an
+    AWS Systems Manager (SSM) Parameter Store C(String) parameter, for example V(/myapp/prod/lock), whose
+    value records the holder's owner, its operation, when it was acquired, when it goes stale and a random
+    token.
+  - O(state=acquired) creates the parameter with a conditional write (C(PutParameter) without C(Overwrite)),
+    so of several runs that start at once exactly one gets the lock. The others wait up to O(wait) seconds
+    for it and then fail, naming the holder, its operation and how long ago it took the lock.
+  - A lock past its C(expires_at) (its holder's O(stale_after)) is stale, as left by a run that died, and
+    the next run takes it over with a warning naming the previous holder.
+  - O(state=released) deletes the lock, but only for the run holding it (the same O(token)), or with
+    O(force=true). Release the lock in the C(always) section of a C(block), so a failed operation
+    releases it too (see the examples).
+  - SSM has no conditional delete. Every deletion (a release or the takeover of a stale lock) first
+    creates a second parameter, C(<name>.claim-<hash of the lock value>), with the same conditional write,
+    so only one run deletes a given lock, and re-reads the lock before deleting it. The claim is deleted
+    at once afterwards. Two runs that find the same stale lock therefore cannot both take it over.
+author:
+  - ecs_production.platform contributors (@ecs-production)
+options:
+  name:
+    description:
+      - Name of the SSM parameter that holds the lock, for example V(/myapp/prod/lock).
+    required: true
+    type: str
+  state:
+    description:
+      - V(acquired) takes the lock, waiting up to O(wait) seconds while another run holds it.
+      - V(released) deletes the lock held under O(token); releasing a lock that is not there is no change.
+    choices: ['acquired', 'released']
+    default: acquired
+    type: str
+  owner:
+    description:
+      - Who holds the lock, shown to the runs it blocks, for example
+        V({{ lookup('env', 'USER') }}@{{ inventory_hostname }}) or a CI job URL.
+      - The default is C(user@host) of the node the module runs on.
+    type: str
+  operation:
+    description:
+      - What the holder does under the lock, shown to the runs it blocks, for example V(swap to green).
+    type: str
+  token:
+    description:
+      - With O(state=released), the token that O(state=acquired) returned in RV(token). Only the run
+        holding the lock releases it; another token, or none, fails unless O(force=true).
+      - With O(state=acquired), the token to hold the lock under instead of a random one. When the lock
+        is already held under this token, the task succeeds without a change, so nested playbooks can
+        share one lock.
+    type: str
+  force:
+    description:
+      - With O(state=released), delete the lock whoever holds it, with a warning naming the holder.
+        This is how to break the lock of a run that is known to be dead before the lock goes stale.
+      - Ignored with O(state=acquired).
+    type: bool
+    default: false
+  stale_after:
+    description:
+      - Seconds after which the lock this task acquires counts as stale, recorded in the lock as C(expires_at).
+        Set it above the longest the operation can take.
+      - Whether a lock held by another run is stale is decided by the C(expires_at) that run recorded,
+        not by this option; a lock value this module did not write goes stale O(stale_after) seconds after
+        it was last modified.
+    type: int
+    default: 900
+  wait:
+    description:
+      - Seconds to keep trying while another run holds the lock, before failing.
+      - V(0) fails at once.
+    type: float
+    default: 0
+  wait_interval:
+    description:
+      - Seconds between two tries while waiting, each drawn at random between half and one and a half
+        times this value so that waiting runs do not retry in step.
+    type: float
+    default: 5
+  tags:
+    description:
+      - Tags given to the lock parameter when it is created.
+    type: dict
+notes:
+  - Check mode reads the lock and reports what would happen without writing. A lock held by another
+    run does not fail the task in check mode; it is reported in RV(holder) with a warning.
+  - The lock does not stop anything by itself; it only works when every operation on the environment
+    takes it first.
+  - Staleness compares the lock's C(expires_at) with the clock of the node the module runs on; keep the
+    clocks of the machines that run operations in sync.
+  - The module needs C(ssm:GetParameter), C(ssm:PutParameter) and C(ssm:DeleteParameter) on the
+    parameter O(name) and on C(<name>.claim-*), and C(ssm:AddTagsToResource) when O(tags) is set.
+seealso:
+  - module: ecs_production.platform.ssm_secret
+  - module: community.aws.ssm_parameter
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Swap under the environment lock, released whatever happens
+  block:
+    - name: Take the lock of myapp prod, waiting up to 10 minutes for a running operation
+      ecs_production.platform.environment_lock:
+        name: /myapp/prod/lock
+        owner: "{{ lookup('env', 'USER') }}@{{ inventory_hostname }}"
+        operation: swap to green
+        stale_after: 1800
+        wait: 600
+      register: lock
+
+    - name: Swap the listener weights
+      ansible.builtin.include_role:
+        name: swap
+  always:
+    - name: Release the lock, also when the swap failed
+      ecs_production.platform.environment_lock:
+        name: /myapp/prod/lock
+        state: released
+        token: "{{ lock.token | default(omit) }}"
+      when: lock.acquired | default(false)
+
+- name: Fail at once if another operation is running
+  ecs_production.platform.environment_lock:
+    name: /myapp/prod/lock
+    operation: rollback
+  register: lock
+
+- name: Break the lock of a run known to be dead
+  ecs_production.platform.environment_lock:
+    name: /myapp/prod/lock
+    state: released
+    force: true
+"""
+
+RETURN = r"""
+name:
+  description: Name of the lock parameter.
+  returned: always
+  type: str
+  sample: /myapp/prod/lock
+acquired:
+  description:
+    - Whether this task holds the lock (in check mode, would hold it).
+    - V(false) for O(state=released).
+  returned: always
+  type: bool
+  sample: true
+token:
+  description:
+    - The token the lock is held under; pass it to O(state=released).
+  returned: when the lock was acquired, not in check mode
+  type: str
+  sample: 0f9c2a6e4b1d4e7fa1b2c3d4e5f60718
+owner:
+  description: Owner recorded in the lock this task holds.
+  returned: when the lock was (or in check mode would be) acquired
+  type: str
+  sample: alice@deploy-host
+operation:
+  description: Operation recorded in the lock this task holds.
+  returned: when the lock was (or in check mode would be) acquired
+  type: str
+  sample: swap to green
+acquired_at:
+  description: When the lock this task holds was acquired, in ISO 8601 UTC.
+  returned: when the lock was (or in check mode would be) acquired
+  type: str
+  sample: "2025-01-31T12:00:00.000+00:00"
+expires_at:
+  description: When the lock this task holds goes stale, in ISO 8601 UTC.
+  returned: when the lock was (or in check mode would be) acquired
+  type: str
+  sample: "2025-01-31T12:15:00.000+00:00"
+holder:
+  description:
+    - The lock in place before this task, when it was not this task's own - the lock that blocks this task,
+      the stale lock this task took over, or, with O(state=released), the lock released.
+    - The holder's token is never returned.
+  returned: when such a lock was found
+  type: dict
+  contains:
+    owner:
+      description: Who holds the lock.
+      type: str
+      sample: bob@ci-runner
+    operation:
+      description: What the holder does under the lock.
+      type: str
+      sample: deploy v42
+    acquired_at:
+      description: When the holder acquired the lock, in ISO 8601 UTC.
+      type: str
+      sample: "2025-01-31T11:59:18.000+00:00"
+    expires_at:
+      description: When the lock goes (or went) stale, in ISO 8601 UTC.
+      type: str
+      sample: "2025-01-31T12:14:18.000+00:00"
+    age_seconds:
+      description: Seconds since the holder acquired the lock.
+      type: int
+      sample: 42
+    stale:
+      description: Whether the lock is past C(expires_at).
+      type: bool
+      sample: false
+stale_taken_over:
+  description: Whether this task took over (in check mode, would take over) a stale lock.
+  returned: when O(state=acquired)
+  type: bool
+  sample: false
+msg:
+  description: What happened, in a sentence.
+  returned: always
+  type: str
+  sample: Acquired environment lock /myapp/prod/lock for alice@deploy-host (swap to green).
+"""
+
+import getpass
+import hashlib
+import json
+import secrets
+import socket
+import time
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+from typing import Any
+from typing import Dict
+from typing import List
+from typing import Optional
+
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
+from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
+
+UTC = timezone.utc  # noqa: UP017 - datetime.UTC is Python 3.11+, modules run on 3.8+
+DEFAULT_STALE_AFTER = 900
+MAX_VALUE_LENGTH = 4096  # a Standard-tier parameter value
+MAX_NAME_LENGTH = 960  # SSM allows 1011 characters; the claim parameter adds 39
+MAX_TOKEN_LENGTH = 128
+# Tries within one attempt: the lock can be released, or a stale one deleted, between our write and our read.
+TRIES_PER_ATTEMPT = 3
+LOCK_DESCRIPTION = "Environment lock (ecs_production.platform.environment_lock): delete only to break a dead run's lock"
+CLAIM_DESCRIPTION = "Claim to delete an environment lock (ecs_production.platform.environment_lock), removed at once"
+UNKNOWN_OWNER = "unknown (the lock value was not written by environment_lock)"
+
+ACQUIRED = "acquired"  # this attempt wrote the lock
+ALREADY_HELD = "already held"  # the lock was already held under this task's token
+HELD = "held"  # another run holds the lock
+
+
+class SSMErrorHandler(AWSErrorHandler):
+    @classmethod
+    def _is_missing(cls):
+        return is_boto3_error_code("ParameterNotFound")
+
+
+class Clock:
+    """Wall time for the lock's timestamps; monotonic time and sleep for waiting. Tests replace it."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class Lock:
+    """A lock as found in (or written to) the parameter."""
+
+    def __init__(
+        self,
+        *,
+        raw: str,
+        owner: str,
+        operation: str,
+        acquired_at: datetime,
+        expires_at: datetime,
+        token: Optional[str],
+    ) -> None:
+        self.raw = raw
+        self.owner = owner
+        self.operation = operation
+        self.acquired_at = acquired_at
+        self.expires_at = expires_at
+        self.token = token
+
+    def is_stale(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+    def summary(self) -> Dict[str, str]:
+        """The lock without its token: what diff mode shows."""
+        return {
+            "owner": self.owner,
+            "operation": self.operation,
+            "acquired_at": isoformat(self.acquired_at),
+            "expires_at": isoformat(self.expires_at),
+        }
+
+    def describe(self, now: datetime) -> Dict[str, Any]:
+        """The holder as returned to the caller."""
+        return dict(self.summary(), age_seconds=age_seconds(self, now), stale=self.is_stale(now))
+
+
+class Request:
+    """What the task asks for."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        owner: str,
+        operation: str,
+        token: str,
+        stale_after: int,
+        tags: Optional[Dict[str, str]] = None,
+        token_given: bool = False,
+    ) -> None:
+        self.name = name
+        self.owner = owner
+        self.operation = operation
+        self.token = token
+        self.stale_after = stale_after
+        self.tags = tags or {}
+        self.token_given = token_given
+
+
+class Outcome:
+    """The result of acquiring: the status, the lock now held (ours or another run's) and what was taken over."""
+
+    def __init__(self, status: str, lock: Optional[Lock], taken_over: List[Lock], waited: float = 0.0) -> None:
+        self.status = status
+        self.lock = lock
+        self.taken_over = taken_over
+        self.waited = waited
+
+
+# ---- lock values ------------------------------------------------------------------------------
+
+
+def isoformat(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def parse_time(text: Any) -> Optional[datetime]:
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def age_seconds(lock: Lock, now: datetime) -> int:
+    return max(0, int((now - lock.acquired_at).total_seconds()))
+
+
+def human_duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def new_lock(request: Request, now: datetime) -> Lock:
+    """The lock this task writes: the JSON value and its parsed form."""
+    expires_at = now + timedelta(seconds=request.stale_after)
+    value = {
+        "owner": request.owner,
+        "operation": request.operation,
+        "acquired_at": isoformat(now),
+        "expires_at": isoformat(expires_at),
+        "token": request.token,
+    }
+    raw = json.dumps(value, sort_keys=True)
+    return Lock(
+        raw=raw,
+        owner=request.owner,
+        operation=request.operation,
+        acquired_at=now,
+        expires_at=expires_at,
+        token=request.token,
+    )
+
+
+def parse_lock(parameter: Dict[str, Any], stale_after: int) -> Lock:
+    """A lock from the parameter GetParameter returned. A value this module did not write is a lock of an
+    unknown owner, stale `stale_after` seconds after the parameter was last modified."""
+    raw = parameter.get("Value", "")
+    modified = parameter.get("LastModifiedDate")
+    modified = modified.astimezone(UTC) if isinstance(modified, datetime) else datetime.now(UTC)
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not isinstance(value.get("token"), str):
+        expires_at = modified + timedelta(seconds=stale_after)
+        return Lock(raw=raw, owner=UNKNOWN_OWNER, operation="", acquired_at=modified, expires_at=expires_at, token=None)
+    acquired_at = parse_time(value.get("acquired_at")) or modified
+    expires_at = parse_time(value.get("expires_at")) or acquired_at + timedelta(seconds=stale_after)
+    return Lock(
+        raw=raw,
+        owner=str(value.get("owner") or "unknown"),
+        operation=str(value.get("operation") or ""),
+        acquired_at=acquired_at,
+        expires_at=expires_at,
+        token=value["token"],
+    )
+
+
+def claim_name(name: str, lock: Lock) -> str:
+    """The parameter whose creation entitles one run to delete this very lock value."""
+    return f"{name}.claim-{hashlib.sha256(lock.raw.encode('utf-8')).hexdigest()[:32]}"
+
+
+# ---- AWS calls ----------------------------------------------------------------------------------
+
+
+@SSMErrorHandler.list_error_handler("read the lock parameter")
+def get_parameter(client, name: str) -> Optional[Dict[str, Any]]:
+    return client.get_parameter(aws_retry=True, Name=name)["Parameter"]
+
+
+@SSMErrorHandler.common_error_handler("create the lock parameter")
+def create_parameter(client, name: str, value: str, description: str, tags: Optional[Dict[str, str]] = None) -> bool:
+    """PutParameter without Overwrite: False when the parameter exists already."""
+    params: Dict[str, Any] = {"Name": name, "Value": value, "Type": "String", "Description": description}
+    if tags:
+        params["Tags"] = ansible_dict_to_boto3_tag_list(tags)
+    try:
+        client.put_parameter(aws_retry=True, Overwrite=False, **params)
+    except is_boto3_error_code("ParameterAlreadyExists"):
+        return False
+    return True
+
+
+@SSMErrorHandler.deletion_error_handler("delete the lock parameter")
+def delete_parameter(client, name: str) -> bool:
+    client.delete_parameter(aws_retry=True, Name=name)
+    return True
+
+
+def read_lock(client, name: str, stale_after: int) -> Optional[Lock]:
+    parameter = get_parameter(client, name)
+    return None if parameter is None else parse_lock(parameter, stale_after)
+
+
+# ---- the protocol ---------------------------------------------------------------------------------
+
+
+def delete_exclusively(client, request: Request, lock: Lock, now: datetime) -> bool:
+    """Delete exactly this lock value, unless another run is deleting it or it has changed since it was read.
+
+    SSM has no conditional delete: the claim parameter, created only if absent, makes one run the only one
+    that deletes a given lock value, and the re-read under the claim makes sure the value is still that lock.
+    """
+    claim = claim_name(request.name, lock)
+    claim_value = json.dumps({"owner": request.owner, "operation": request.operation, "claimed_at": isoformat(now)})
+    if not create_parameter(client, claim, claim_value, CLAIM_DESCRIPTION):
+        return False
+    try:
+        current = read_lock(client, request.name, request.stale_after)
+        if current is None or current.raw != lock.raw:
+            return False
+        return delete_parameter(client, request.name)
+    finally:
+        delete_parameter(client, claim)
+
+
+def attempt(client, request: Request, clock: Clock) -> Outcome:
+    """One try at the lock: write it if absent, take it over if stale, else report the holder."""
+    taken_over: List[Lock] = []
+    holder: Optional[Lock] = None
+    for _try in range(TRIES_PER_ATTEMPT):
+        mine = new_lock(request, clock.now())
+        created = create_parameter(client, request.name, mine.raw, LOCK_DESCRIPTION, request.tags)
+        # Read back even after a successful write: a backend whose create-if-absent is not atomic shows here
+        # the value of the run that really won.
+        current = read_lock(client, request.name, request.stale_after)
+        if current is None:
+            continue  # released or broken since the write failed: try again
+        if current.token == request.token:
+            # A random token found there was written by this task, even if the write's answer was lost.
+            status = ACQUIRED if created or not request.token_given else ALREADY_HELD
+            return Outcome(status, current, taken_over)
+        holder = current
+        if not current.is_stale(clock.now()):
+            break
+        if delete_exclusively(client, request, current, clock.now()):
+            taken_over.append(current)
+    return Outcome(HELD, holder, taken_over)
+
+
+def acquire(client, request: Request, wait: float, wait_interval: float, clock: Clock) -> Outcome:
+    """Try until the lock is acquired or `wait` seconds have passed, sleeping a jittered `wait_interval`."""
+    started = clock.monotonic()
+    deadline = started + wait
+    taken_over: List[Lock] = []
+    jitter = secrets.SystemRandom()
+    while True:
+        outcome = attempt(client, request, clock)
+        taken_over.extend(outcome.taken_over)
+        outcome.taken_over = taken_over
+        outcome.waited = clock.monotonic() - started
+        remaining = deadline - clock.monotonic()
+        if outcome.status != HELD or remaining <= 0:
+            return outcome
+        clock.sleep(min(remaining, jitter.uniform(0.5, 1.5) * wait_interval))
+
+
+def plan_acquire(client, request: Request, clock: Clock) -> Outcome:
+    """Check mode: what acquiring would do, from one read."""
+    current = read_lock(client, request.name, request.stale_after)
+    now = clock.now()
+    if current is None:
+        return Outcome(ACQUIRED, new_lock(request, now), [])
+    if current.token == request.token:
+        return Outcome(ALREADY_HELD, current, [])
+    if current.is_stale(now):
+        return Outcome(ACQUIRED, new_lock(request, now), [current])
+    return Outcome(HELD, current, [])
+
+
+# ---- results and messages ---------------------------------------------------------------------------
+
+
+def label(lock: Lock) -> str:
+    return f"{lock.owner} ({lock.operation or 'no operation given'})"
+
+
+def takeover_warning(name: str, lock: Lock, now: datetime, check_mode: bool, won: bool) -> str:
+    if check_mode:
+        verb = "Would take over"
+    elif won:
+        verb = "Took over"
+    else:
+        verb = "Another run got the lock first after this task removed"
+    return (
+        f"{verb} the stale environment lock {name} held by {label(lock)} since {isoformat(lock.acquired_at)}"
+        f" ({human_duration(age_seconds(lock, now))} ago), stale since {isoformat(lock.expires_at)}."
+        " Check that its operation did not leave the environment half done."
+    )
+
+
+def held_message(name: str, holder: Optional[Lock], now: datetime, waited: float) -> str:
+    if holder is None:
+        return f"Could not acquire environment lock {name}: other runs kept taking and releasing it."
+    message = (
+        f"Environment lock {name} is held by {label(holder)}, acquired {human_duration(age_seconds(holder, now))}"
+        f" ago at {isoformat(holder.acquired_at)}"
+    )
+    if holder.is_stale(now):
+        message += (
+            f"; it is stale since {isoformat(holder.expires_at)}, but another run is taking it over (or died doing so)"
+        )
+    else:
+        message += (
+            f"; it goes stale at {isoformat(holder.expires_at)}"
+            f" (in {human_duration((holder.expires_at - now).total_seconds())})"
+        )
+    if waited > 0:
+        message += f". Gave up after waiting {human_duration(waited)}"
+    return (
+        message + ". Let that operation finish, or retry with a longer wait. If that run is dead, the next run"
+        " takes the lock over once it is stale, or break it now with state=released and force=true."
+    )
+
+
+def acquire_result(module: AnsibleAWSModule, request: Request, outcome: Outcome, now: datetime) -> Dict[str, Any]:
+    check_mode = module.check_mode
+    name = request.name
+    for lock in outcome.taken_over:
+        module.warn(takeover_warning(name, lock, now, check_mode, won=outcome.status != HELD))
+    result: Dict[str, Any] = {"name": name, "stale_taken_over": bool(outcome.taken_over)}
+    if outcome.taken_over:
+        result["holder"] = outcome.taken_over[-1].describe(now)
+    if outcome.status == HELD:
+        message = held_message(name, outcome.lock, now, outcome.waited)
+        if outcome.lock is not None:
+            result["holder"] = outcome.lock.describe(now)
+        if not check_mode:
+            module.fail_json(msg=message, acquired=False, changed=bool(outcome.taken_over), **result)
+        module.warn(f"In a real run this task would wait up to {module.params['wait']:g} s and fail: {message}")
+        result.update(changed=False, acquired=False, msg=message)
+        if outcome.lock is not None:
+            result["diff"] = {"before": outcome.lock.summary(), "after": outcome.lock.summary()}
+        return result
+
+    lock = outcome.lock
+    result.update(
+        changed=outcome.status == ACQUIRED,
+        acquired=True,
+        owner=lock.owner,
+        operation=lock.operation,
+        acquired_at=isoformat(lock.acquired_at),
+        expires_at=isoformat(lock.expires_at),
+    )
+    if not check_mode:
+        result["token"] = lock.token
+    if outcome.status == ALREADY_HELD:
+        result["msg"] = f"Environment lock {name} is already held under this token by {label(lock)}."
+        before = lock.summary()
+    else:
+        verb = "Would acquire" if check_mode else "Acquired"
+        result["msg"] = f"{verb} environment lock {name} for {label(lock)}"
+        if outcome.taken_over:
+            result["msg"] += f", taking over the stale lock of {label(outcome.taken_over[-1])}"
+        result["msg"] += "."
+        before = outcome.taken_over[-1].summary() if outcome.taken_over else {}
+    result["diff"] = {"before": before, "after": lock.summary()}
+    return result
+
+
+def not_released(
+    module: AnsibleAWSModule, client, request: Request, released: Lock, result: Dict[str, Any]
+) -> Dict[str, Any]:
+    """The lock could not be deleted as read: say why, from what is there now."""
+    name = request.name
+    result.pop("diff", None)
+    now_held = read_lock(client, name, request.stale_after)
+    if now_held is not None and now_held.raw == released.raw:
+        module.fail_json(
+            msg=f"Environment lock {name} went stale at {isoformat(released.expires_at)} and another run is"
+            " taking it over right now: the operation run under it may have overlapped with another."
+            " Nothing was released.",
+            **result,
+        )
+    if now_held is not None:
+        module.fail_json(
+            msg=f"Environment lock {name} changed while releasing it: it is now held by {label(now_held)}"
+            f" since {isoformat(now_held.acquired_at)}. Nothing was released.",
+            **result,
+        )
+    result["msg"] = f"Environment lock {name} was released by another run meanwhile."
+    return result
+
+
+def release(module: AnsibleAWSModule, client, request: Request, clock: Clock) -> Dict[str, Any]:
+    name, token, force = request.name, module.params["token"], module.params["force"]
+    result: Dict[str, Any] = {"name": name, "acquired": False, "changed": False}
+    current = read_lock(client, name, request.stale_after)
+    now = clock.now()
+    if current is None:
+        result.update(msg=f"Environment lock {name} is not held: nothing to release.", diff={"before": {}, "after": {}})
+        return result
+    result["holder"] = current.describe(now)
+    mine = token is not None and current.token == token
+    if not mine:
+        if not force:
+            whose = "under another token" if token is not None else "and no token was given"
+            module.fail_json(
+                msg=f"Environment lock {name} is held by {label(current)} since {isoformat(current.acquired_at)}"
+                f" ({human_duration(age_seconds(current, now))} ago) {whose}: only the run holding it releases it,"
+                " with the token that acquiring returned. If that run is dead, set force=true to break the lock.",
+                **result,
+            )
+        verb = "Would break" if module.check_mode else "Breaking"
+        module.warn(
+            f"{verb} environment lock {name} held by {label(current)} since {isoformat(current.acquired_at)}"
+            f" ({human_duration(age_seconds(current, now))} ago)."
+        )
+    result["diff"] = {"before": current.summary(), "after": {}}
+    if module.check_mode:
+        result.update(changed=True, msg=f"Would release environment lock {name} held by {label(current)}.")
+        return result
+    if mine:
+        deleted = delete_exclusively(client, request, current, now)
+    else:
+        # force: whatever is there goes, with any claim a run that died while deleting it left behind.
+        deleted = delete_parameter(client, name)
+        delete_parameter(client, claim_name(name, current))
+    if not deleted:
+        return not_released(module, client, request, current, result)
+    result.update(changed=True, msg=f"Released environment lock {name} held by {label(current)}.")
+    return result
+
+
+# ---- the module -------------------------------------------------------------------------------------
+
+
+def default_owner() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def validate(module: AnsibleAWSModule) -> None:
+    params = module.params
+    problems = []
+    if not params["name"]:
+        problems.append("name must not be empty")
+    elif len(params["name"]) > MAX_NAME_LENGTH:
+        problems.append(f"name must have at most {MAX_NAME_LENGTH} characters")
+    if params["stale_after"] < 1:
+        problems.append(f"stale_after must be at least 1 second, not {params['stale_after']}")
+    if params["wait"] < 0:
+        problems.append(f"wait must not be negative, not {params['wait']:g}")
+    if params["wait_interval"] <= 0:
+        problems.append(f"wait_interval must be more than 0, not {params['wait_interval']:g}")
+    token = params["token"]
+    if token is not None and not 1 <= len(token) <= MAX_TOKEN_LENGTH:
+        problems.append(f"token must have between 1 and {MAX_TOKEN_LENGTH} characters")
+    if problems:
+        module.fail_json(msg=f"Invalid options: {'; '.join(problems)}. No AWS call was made.")
+
+
+def build_request(module: AnsibleAWSModule) -> Request:
+    params = module.params
+    request = Request(
+        name=params["name"],
+        owner=params["owner"] or default_owner(),
+        operation=params["operation"] or "",
+        token=params["token"] or secrets.token_hex(16),
+        stale_after=params["stale_after"],
+        tags=params["tags"],
+        token_given=params["token"] is not None,
+    )
+    if params["state"] == "acquired":
+        length = len(new_lock(request, datetime.now(UTC)).raw)
+        if length > MAX_VALUE_LENGTH:
+            module.fail_json(
+                msg=f"The lock value would have {length} characters, more than the {MAX_VALUE_LENGTH} SSM allows:"
+                " shorten owner or operation. No AWS call was made."
+            )
+    return request
+
+
+def main() -> None:
+    argument_spec = dict(
+        name=dict(type="str", required=True),
+        state=dict(type="str", default="acquired", choices=["acquired", "released"]),
+        owner=dict(type="str"),
+        operation=dict(type="str"),
+        token=dict(type="str", no_log=False),
+        force=dict(type="bool", default=False),
+        stale_after=dict(type="int", default=DEFAULT_STALE_AFTER),
+        wait=dict(type="float", default=0),
+        wait_interval=dict(type="float", default=5),
+        tags=dict(type="dict"),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    validate(module)
+    request = build_request(module)
+    clock = Clock()
+
+    client = module.client("ssm", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=["TooManyUpdates"]))
+    try:
+        if module.params["state"] == "acquired":
+            if module.check_mode:
+                outcome = plan_acquire(client, request, clock)
+            else:
+                outcome = acquire(client, request, module.params["wait"], module.params["wait_interval"], clock)
+            result = acquire_result(module, request, outcome, clock.now())
+        else:
+            result = release(module, client, request, clock)
+    except AnsibleAWSError as e:
+        module.fail_json_aws_error(e)
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
