@@ -168,6 +168,17 @@ def resolve_target_group_arns(client, refs: Iterable[str]) -> Dict[str, str]:
     return resolved
 
 
+@TargetGroupErrorHandler.common_error_handler("describe target health")
+def describe_target_health(client, target_group_arn: str) -> List[Dict[str, Any]]:
+    """The TargetHealthDescriptions of every target registered in the target group."""
+    return client.describe_target_health(aws_retry=True, TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
+
+
+def count_healthy_targets(descriptions: Iterable[Mapping[str, Any]]) -> int:
+    """How many of the described targets are ``healthy`` (not initial, unhealthy, draining, unused...)."""
+    return sum(1 for description in descriptions if (description.get("TargetHealth") or {}).get("State") == "healthy")
+
+
 # ---- Target group references ----
 
 
