@@ -1,0 +1,343 @@
+"""RDS made real: every PostgreSQL DB instance of the local AWS API is a real PostgreSQL server.
+
+Each instance is a cluster initdb'd under ``<state>/rds/<region>/<identifier>/data`` and run by
+``localcloud.postgres.PostgresServer`` (as the unprivileged ``postgres`` user when we are root),
+with the instance's master user (a superuser of the cluster), master password and database name.
+It listens on a loopback address of its own (``127.0.5.N``) and the instance's port, and the
+instance's endpoint address (``NAME.aaaaaaaaaa.REGION.rds.amazonaws.com``) maps to that address in
+the hosts file tasks resolve through (see ``hosts.py``): tasks keep using ``DB_HOST``/``DB_PORT``
+exactly as the RDS API reports them.
+
+The instance follows the API: a master password changed with ``ModifyDBInstance`` is changed in
+PostgreSQL (``ALTER ROLE``; open sessions stay connected, as on RDS); ``StopDBInstance`` stops the
+server and ``StartDBInstance`` starts it again; deleting the instance stops the server and removes
+its data. The instance's status in the API stays what the emulator reports ("available" at once):
+as on RDS, "available" does not promise that the server accepts connections yet, which is why the
+app retries its first connection; ``localcloud status`` shows the server's own state.
+
+The master password: RDS never returns it (``DescribeDBInstances`` has no such field), and
+neither does the emulator. When the instance manages it in Secrets Manager
+(``ManageMasterUserPassword``), it is read from the secret through the API, as on AWS. Otherwise
+the data plane, which runs in the same process as the emulator, reads it from the emulator's RDS
+backend (the password given to ``CreateDBInstance`` or ``ModifyDBInstance``): see
+:func:`moto_master_password`. It is kept only in the server (as a SCRAM verifier) and in memory.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from localcloud.dataplane.hosts import DATABASE_NETWORK, AddressPool, port_is_free, write_hosts
+from localcloud.postgres import PostgresServer
+
+log = logging.getLogger(__name__)
+
+POSTGRES_ENGINES = ("postgres",)
+STOPPED_STATES = ("stopped", "stopping")
+PasswordSource = Callable[[str, str], "str | None"]  # (region, identifier) -> master password
+
+
+def moto_master_password(account_id: str) -> PasswordSource:
+    """The master password as the in-process emulator keeps it.
+
+    moto stores the ``MasterUserPassword`` of ``CreateDBInstance``/``ModifyDBInstance`` on its
+    DBInstance object, whose public property raises "Password is not retrievable" (as the API
+    does). Only the local cloud's own data plane, which runs the emulator in its process, reads the
+    private attribute: no API client can.
+    """
+
+    def read(region: str, identifier: str) -> str | None:
+        from moto.rds.models import rds_backends
+
+        database = rds_backends[account_id][region].databases.get(identifier)
+        return getattr(database, "_master_user_password", None) if database is not None else None
+
+    return read
+
+
+def _digest(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+@dataclasses.dataclass(eq=False)
+class LocalDatabase:
+    region: str
+    identifier: str
+    endpoint: str
+    port: int
+    ip: str
+    db_name: str | None
+    master_username: str
+    directory: Path
+    engine_version: str = ""
+    state: str = "creating"  # creating, available, stopped, failed, deleting
+    error: str = ""
+    password_digest: str | None = None
+    server: PostgresServer | None = None
+    job: concurrent.futures.Future | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def busy(self) -> bool:
+        return self.job is not None and not self.job.done()
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def status(self) -> dict:
+        return {
+            "identifier": self.identifier,
+            "region": self.region,
+            "endpoint": f"{self.endpoint}:{self.port}",
+            "address": f"{self.ip}:{self.port}",
+            "state": self.state,
+            "engine_version": self.engine_version,
+            "db_name": self.db_name,
+            "master_username": self.master_username,
+            "pid": self.pid() if self.state == "available" else None,
+            "data_dir": str(self.data_dir),
+            "log": str(self.data_dir.with_name("data.log")),
+            "error": self.error or None,
+        }
+
+
+class RdsPlane:
+    """Runs a PostgreSQL server per DB instance of the API; call :meth:`reconcile` often.
+
+    Slow work (initdb, start, stop) runs in a small pool of threads, one job per instance at a time,
+    so the reconcile round never waits for it.
+    """
+
+    def __init__(
+        self,
+        clients: Callable[[str, str], object],
+        state_dir: Path,
+        *,
+        regions: Callable[[], Iterable[str]],
+        password_source: PasswordSource,
+        hosts_file: Path,
+        addresses: AddressPool | None = None,
+        settings: dict[str, str] | None = None,
+        os_user: str = "postgres",
+    ):
+        self.clients = clients
+        self.root = Path(state_dir) / "rds"
+        self.regions = regions
+        self.password_source = password_source
+        self.hosts_file = Path(hosts_file)
+        self.settings = settings or {}
+        self.os_user = os_user
+        self.databases: dict[tuple[str, str], LocalDatabase] = {}
+        self.addresses = addresses or AddressPool(DATABASE_NETWORK)
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="rds")
+        self._hosts: dict[str, str] | None = None
+        self.root.mkdir(parents=True, exist_ok=True)
+        _traversable(self.root)
+
+    # ---- reading the API
+
+    def _read_instances(self, region: str) -> list[dict] | None:
+        try:
+            rds = self.clients("rds", region)
+            return [i for page in rds.get_paginator("describe_db_instances").paginate() for i in page["DBInstances"]]
+        except Exception as exc:  # noqa: BLE001 - a failed read changes nothing this round
+            log.warning("reading the DB instances of %s failed: %s", region, exc)
+            return None
+
+    def _password(self, region: str, instance: dict) -> str | None:
+        secret = (instance.get("MasterUserSecret") or {}).get("SecretArn")
+        if secret:
+            value = self.clients("secretsmanager", region).get_secret_value(SecretId=secret)["SecretString"]
+            return json.loads(value).get("password")
+        return self.password_source(region, instance["DBInstanceIdentifier"])
+
+    # ---- the reconcile round
+
+    def reconcile(self) -> None:
+        seen: set[tuple[str, str]] = set()
+        for region in list(self.regions()):
+            instances = self._read_instances(region)
+            if instances is None:
+                seen.update(k for k in self.databases if k[0] == region)
+                continue
+            for instance in instances:
+                if instance.get("Engine") not in POSTGRES_ENGINES:
+                    continue
+                key = (region, instance["DBInstanceIdentifier"])
+                seen.add(key)
+                self._follow(region, instance)
+        for key, database in list(self.databases.items()):
+            if key in seen or database.busy:
+                continue
+            if database.state == "deleting":
+                del self.databases[key]  # its removal has finished
+            else:
+                database.state = "deleting"
+                database.job = self._pool.submit(self._delete, database)
+        self._write_hosts()
+
+    def _follow(self, region: str, instance: dict) -> None:
+        key = (region, instance["DBInstanceIdentifier"])
+        database = self.databases.get(key)
+        if database is not None and database.state == "deleting":
+            if database.busy:
+                return  # an instance of the same name is back: once the old one is gone
+            del self.databases[key]
+            database = None
+        if database is None:
+            database = self._allocate(region, instance)
+            if database is None:
+                return
+            self.databases[key] = database
+        if database.busy or database.state == "failed":
+            return
+        try:
+            password = self._password(region, instance)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("the master password of %s is unreadable: %s", database.identifier, exc)
+            return
+        wanted_stopped = (instance.get("DBInstanceStatus") or "").lower() in STOPPED_STATES
+        if database.state == "creating":
+            database.job = self._pool.submit(self._create, database, password, not wanted_stopped)
+        elif wanted_stopped and database.state == "available":
+            database.job = self._pool.submit(self._stop, database)
+        elif not wanted_stopped and database.state == "stopped":
+            database.job = self._pool.submit(self._start, database)
+        elif database.state == "available" and password and _digest(password) != database.password_digest:
+            database.job = self._pool.submit(self._rotate, database, password)
+
+    def _allocate(self, region: str, instance: dict) -> LocalDatabase | None:
+        endpoint = instance.get("Endpoint") or {}
+        port = int(endpoint.get("Port") or instance.get("DbInstancePort") or 5432)
+        if not endpoint.get("Address"):
+            return None
+        try:
+            ip = self.addresses.allocate(lambda candidate: port_is_free(candidate, port))
+        except RuntimeError as exc:
+            log.error("no address for %s: %s", instance["DBInstanceIdentifier"], exc)
+            return None
+        directory = self.root / region / instance["DBInstanceIdentifier"]
+        return LocalDatabase(
+            region=region,
+            identifier=instance["DBInstanceIdentifier"],
+            endpoint=endpoint["Address"],
+            port=port,
+            ip=ip,
+            db_name=instance.get("DBName"),
+            master_username=instance.get("MasterUsername") or "postgres",
+            directory=directory,
+            engine_version=instance.get("EngineVersion", ""),
+        )
+
+    def _write_hosts(self) -> None:
+        mapping = {d.endpoint: d.ip for d in self.databases.values() if d.state != "deleting"}
+        if mapping != self._hosts:
+            write_hosts(self.hosts_file, mapping)
+            self._hosts = mapping
+
+    # ---- jobs (pool threads)
+
+    def _create(self, database: LocalDatabase, password: str | None, start: bool) -> None:
+        if not password:
+            database.state, database.error = "failed", "the master password is unknown"
+            return
+        try:
+            if database.directory.exists():
+                shutil.rmtree(database.directory)
+            database.directory.mkdir(parents=True)
+            for path in (database.directory.parent, database.directory):
+                _traversable(path)
+            database.server = PostgresServer(
+                database.data_dir,
+                database.port,
+                host=database.ip,
+                superuser=database.master_username,
+                password=password,
+                dbname=database.db_name,
+                settings=self.settings,
+                os_user=self.os_user,
+            )
+            database.server.init()
+            database.password_digest = _digest(password)
+            if start:
+                database.server.start()
+            database.state = "available" if start else "stopped"
+        except Exception as exc:  # noqa: BLE001 - shown by status; the instance stays failed
+            log.exception("creating the server of %s failed", database.identifier)
+            database.state, database.error = "failed", str(exc)[-2000:]
+
+    def _start(self, database: LocalDatabase) -> None:
+        try:
+            database.server.start()
+            database.state, database.error = "available", ""
+        except Exception as exc:  # noqa: BLE001
+            database.state, database.error = "failed", str(exc)[-2000:]
+
+    def _stop(self, database: LocalDatabase) -> None:
+        try:
+            database.server.stop()
+            database.state = "stopped"
+        except Exception as exc:  # noqa: BLE001
+            database.state, database.error = "failed", str(exc)[-2000:]
+
+    def _rotate(self, database: LocalDatabase, password: str) -> None:
+        try:
+            database.server.set_password(database.master_username, password)
+            database.password_digest = _digest(password)
+            log.info("master password of %s changed", database.identifier)
+        except Exception as exc:  # noqa: BLE001 - tried again next round
+            log.warning("changing the master password of %s failed: %s", database.identifier, exc)
+
+    def _delete(self, database: LocalDatabase) -> None:
+        if database.server is not None:
+            _stop_quietly(database.server)
+        shutil.rmtree(database.directory, ignore_errors=True)
+        self.addresses.release(database.ip)
+
+    # ---- the whole plane
+
+    def status(self) -> list[dict]:
+        return [d.status() for d in sorted(self.databases.values(), key=lambda d: d.identifier)]
+
+    def shutdown(self, timeout: float = 60.0) -> None:
+        """Stop every server (their data is removed with the state dir's next start)."""
+        for database in self.databases.values():
+            if database.job is not None:
+                try:
+                    database.job.result(timeout=timeout)
+                except Exception:  # noqa: BLE001
+                    log.exception("a job of %s failed", database.identifier)
+        jobs = [self._pool.submit(_stop_quietly, d.server) for d in self.databases.values() if d.server is not None]
+        concurrent.futures.wait(jobs, timeout=timeout)
+        self._pool.shutdown(wait=True)
+
+
+def _stop_quietly(server: PostgresServer) -> None:
+    try:
+        server.stop(mode="fast")
+    except Exception:  # noqa: BLE001
+        log.exception("stopping %s failed; stopping it the hard way", server.data_dir)
+        try:
+            server.stop(mode="immediate")
+        except Exception:  # noqa: BLE001
+            log.exception("%s would not stop", server.data_dir)
+
+
+def _traversable(path: Path) -> None:
+    """As root, PostgreSQL runs as another user, who must be able to pass through our directories."""
+    if os.geteuid() == 0:
+        path.chmod(path.stat().st_mode | 0o111)
