@@ -12,7 +12,7 @@ export LOCALCLOUD_STATE_DIR ?= $(CURDIR)/.state/localcloud
 export AWS_ENDPOINT_URL ?= http://127.0.0.1:4566
 PYTEST_ARGS ?=
 
-.PHONY: help venv up down status lint sanity unit integration app-tests e2e molecule test bench clean
+.PHONY: help venv up down status lint sanity unit integration app-tests dataplane e2e molecule test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,9 +25,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt app/requirements.txt a
 
 venv: $(VENV)/.installed  ## create the virtualenv with everything the project needs
 
-up: venv  ## start the local cloud, provision the platform, show it
+up: venv  ## start the local cloud, provision the platform, publish v1, show it serving
 	localcloud up
 	ansible-playbook playbooks/provision.yml
+	localcloud publish v1 --redeploy
+	python -m localcloud.demo
 
 down: venv  ## tear the platform down and stop the local cloud
 	-ansible-playbook playbooks/teardown.yml
@@ -53,17 +55,21 @@ integration: venv  ## module integration targets against the local AWS API
 app-tests: venv  ## the service's tests against a real PostgreSQL and the local AWS API
 	python -m pytest app/tests $(PYTEST_ARGS)
 
+dataplane: venv  ## the local cloud's data plane: tasks, load balancer, databases
+	python -m pytest tests/dataplane $(PYTEST_ARGS)
+
 e2e: venv  ## whole playbooks against the local cloud
 	python -m pytest tests/e2e $(PYTEST_ARGS)
 
 molecule: venv  ## the molecule scenario over the local cloud
 	molecule test -s platform
 
-test: lint sanity unit app-tests integration e2e molecule  ## everything CI runs
+test: lint sanity unit app-tests integration dataplane e2e molecule  ## everything CI runs
 
 bench: venv  ## the benchmarks (print figures; not tests)
 	python bench/provision.py
 	python bench/app.py
+	python bench/localcloud.py
 
 clean:  ## remove the local cloud's state and caches (not the venv)
 	-localcloud down
