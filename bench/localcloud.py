@@ -1,0 +1,534 @@
+"""Benchmark the local cloud's load balancer: throughput and latency through it versus straight to
+one task, and how soon a listener change made through the AWS API reaches the traffic.
+
+    python bench/localcloud.py [--duration 10] [--connections 16] [--switches 5] [--haproxy auto|yes|no]
+
+What runs, all on loopback and bounded in time:
+
+* the local AWS API (a moto server child process) holding the platform's load balancer: target
+  groups blue and green (/health checks, matcher 200), an HTTP:80 listener redirecting to HTTPS:443,
+  an HTTPS:443 listener forwarding blue 100 / green 0, plus a bench-only HTTP:8000 listener
+  forwarding to blue, which shows the proxy's cost without TLS;
+* two tasks, one per colour: a tiny aiohttp app in a child process of its own (this file with
+  ``--serve-backend``) that answers ``GET /health`` with ``{"deployment": colour}``; the real
+  items-api needs PostgreSQL and is measured by ``bench/app.py``;
+* the load balancer (``LoadBalancerPlane``) in a child process of its own (``--serve-lb``), as the
+  local cloud runs it, with the two tasks registered in its target registry;
+* optionally, for comparison, HAProxy (when installed: ``apt-get install -y haproxy``) with a
+  static configuration doing the same forward (TLS with the same certificate, keep-alive to the task).
+
+Load comes from wrk when installed (``apt-get install -y wrk``), else from a Python keep-alive
+client (which competes for the CPU, so its figures are lower): GET /health at a fixed number of
+connections, after an unreported warm-up. Then ``--switches`` times: modify_listener moves all the
+weight to the other colour, and a client polling every 5 ms records the time until the first
+response from the new colour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+HOST = "127.0.0.1"
+TASK_IPS = {"blue": "127.0.90.1", "green": "127.0.90.2"}
+MAX_DURATION = 60
+MAX_CONNECTIONS = 256
+MAX_SWITCHES = 20
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    errors: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+def free_port(host: str = HOST) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(check, process: subprocess.Popen | None, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        with contextlib.suppress(OSError, http.client.HTTPException, ValueError):
+            if check():
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} was not ready within {timeout}s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def get(port: int, path: str = "/health", *, https: bool = False, host: str = HOST, timeout: float = 5):
+    if https:
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    else:
+        connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+# -- child processes -----------------------------------------------------------------------------
+
+
+def serve_backend(colour: str, host: str, port: int) -> None:
+    from aiohttp import web
+
+    body = json.dumps({"deployment": colour}).encode()
+
+    async def handle(request: web.Request) -> web.Response:  # noqa: ARG001 - aiohttp's handler signature
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
+
+
+def serve_lb(spec: dict) -> None:
+    """The load balancer as the local cloud runs it, with the bench's tasks registered; ends on
+    SIGTERM or after spec["lifetime"] seconds."""
+    import boto3
+
+    from localcloud.dataplane.lb import LoadBalancerPlane
+    from localcloud.dataplane.registry import TargetRegistry
+
+    def factory():
+        return boto3.client(
+            "elbv2",
+            region_name="us-east-1",
+            endpoint_url=spec["endpoint"],
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",  # noqa: S106 - the local AWS API takes any credentials
+        )
+
+    registry = TargetRegistry()
+    for group, ip, port in spec["targets"]:
+        registry.register(group, ip, port, f"task-{ip}")
+    # The platform checks every 15 s; a tenth of that gets the tasks healthy in ~1.5 s.
+    plane = LoadBalancerPlane(
+        factory,
+        registry,
+        port_map={int(k): v for k, v in spec["port_map"].items()},
+        tls_cert=tuple(spec["tls_cert"]),
+        health_time_scale=0.1,
+    )
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    status_file = Path(spec["status_file"])
+    plane.start()
+    try:
+        deadline = time.monotonic() + spec["lifetime"]
+        while time.monotonic() < deadline and not stopping.is_set():
+            status_file.write_text(json.dumps(plane.status()))
+            stopping.wait(0.5)
+    finally:
+        plane.stop()
+
+
+# -- the stack -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    endpoint: str
+    elbv2: object
+    https_listener: str
+    groups: dict[str, str]
+    tasks: dict[str, tuple[str, int]]
+    ports: dict[int, int]
+    status_file: Path
+    certfile: str | None = None
+    keyfile: str | None = None
+
+
+def platform(api) -> tuple[dict, dict[str, str]]:
+    """The alb role's resources, as the platform creates them (plus the bench-only listener)."""
+    ec2, elbv2 = api.client("ec2"), api.client("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{n}.0/24", AvailabilityZone=f"us-east-1{az}")["Subnet"][
+            "SubnetId"
+        ]
+        for n, az in ((1, "a"), (2, "b"))
+    ]
+    cert = api.client("acm").request_certificate(DomainName="bench.example.com", ValidationMethod="DNS")
+    groups = {
+        colour: elbv2.create_target_group(
+            Name=f"bench-{colour}",
+            Protocol="HTTP",
+            Port=8000,
+            VpcId=vpc,
+            TargetType="ip",
+            HealthCheckPath="/health",
+            HealthCheckIntervalSeconds=15,
+            HealthCheckTimeoutSeconds=5,
+            HealthyThresholdCount=2,
+            UnhealthyThresholdCount=3,
+            Matcher={"HttpCode": "200"},
+        )["TargetGroups"][0]["TargetGroupArn"]
+        for colour in ("blue", "green")
+    }
+    lb = elbv2.create_load_balancer(Name="bench", Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
+    redirect = {
+        "Type": "redirect",
+        "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"},
+    }
+    elbv2.create_listener(LoadBalancerArn=lb, Port=80, Protocol="HTTP", DefaultActions=[redirect])
+    https = elbv2.create_listener(
+        LoadBalancerArn=lb,
+        Port=443,
+        Protocol="HTTPS",
+        Certificates=[{"CertificateArn": cert["CertificateArn"]}],
+        SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06",
+        DefaultActions=forward(groups, "blue"),
+    )["Listeners"][0]["ListenerArn"]
+    elbv2.create_listener(LoadBalancerArn=lb, Port=8000, Protocol="HTTP", DefaultActions=forward(groups, "blue"))
+    return {"https": https}, groups
+
+
+def forward(groups: dict[str, str], colour: str) -> list[dict]:
+    weights = [{"TargetGroupArn": arn, "Weight": 100 if c == colour else 0} for c, arn in groups.items()]
+    return [{"Type": "forward", "ForwardConfig": {"TargetGroups": weights}}]
+
+
+@contextlib.contextmanager
+def stack(workdir: Path, lifetime: float) -> Iterator[Stack]:
+    from localcloud.awsapi import AwsApiProcess
+    from localcloud.dataplane import tls
+
+    processes: list[subprocess.Popen] = []
+    api = AwsApiProcess(workdir / "awsapi.log")
+    try:
+        listeners, groups = platform(api)
+        tasks = {}
+        for colour, ip in TASK_IPS.items():
+            port = free_port(ip)
+            log = (workdir / f"{colour}.log").open("wb")
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, __file__, "--serve-backend", colour, ip, str(port)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            tasks[colour] = (ip, port)
+            wait_for(lambda ip=ip, port=port: get(port, host=ip)[0] == 200, processes[-1], f"{colour} task")
+        ports = {80: free_port(), 443: free_port(), 8000: free_port()}
+        status_file = workdir / "lb-status.json"
+        certfile, keyfile = tls.self_signed(workdir / "tls")
+        spec = {
+            "endpoint": api.endpoint_url,
+            "port_map": ports,
+            "tls_cert": [certfile, keyfile],
+            "targets": [[groups[c], ip, port] for c, (ip, port) in tasks.items()],
+            "status_file": str(status_file),
+            "lifetime": lifetime,
+        }
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, __file__, "--serve-lb", json.dumps(spec)],
+                stdout=(workdir / "lb.log").open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+        )
+
+        def healthy() -> bool:
+            status = json.loads(status_file.read_text())
+            states = [t["health"] for g in status["target_groups"] for t in g["targets"]]
+            return states == ["healthy", "healthy"] and get(ports[443], https=True)[0] == 200
+
+        wait_for(healthy, processes[-1], "load balancer", timeout=30)
+        yield Stack(
+            api.endpoint_url,
+            api.client("elbv2"),
+            listeners["https"],
+            groups,
+            tasks,
+            ports,
+            status_file,
+            certfile,
+            keyfile,
+        )
+    finally:
+        for process in reversed(processes):
+            stop(process)
+        api.stop()
+
+
+@contextlib.contextmanager
+def haproxy(workdir: Path, task: tuple[str, int], certfile: str, keyfile: str) -> Iterator[dict[str, int]]:
+    """HAProxy doing the same forward: HTTPS (same certificate) and HTTP, keep-alive to the task."""
+    pem = workdir / "haproxy.pem"
+    pem.write_text(Path(certfile).read_text() + Path(keyfile).read_text())
+    ports = {"https": free_port(), "http": free_port()}
+    config = workdir / "haproxy.cfg"
+    config.write_text(
+        "\n".join(
+            [
+                "global",
+                "  nbthread 1",
+                "  maxconn 1024",
+                "defaults",
+                "  mode http",
+                "  timeout connect 10s",
+                "  timeout client 60s",
+                "  timeout server 60s",
+                "  option forwardfor",
+                "  http-reuse always",
+                "frontend https_in",
+                f"  bind {HOST}:{ports['https']} ssl crt {pem}",
+                "  http-request set-header X-Forwarded-Proto https",
+                "  default_backend task",
+                "frontend http_in",
+                f"  bind {HOST}:{ports['http']}",
+                "  default_backend task",
+                "backend task",
+                f"  server blue {task[0]}:{task[1]}",
+                "",
+            ]
+        )
+    )
+    process = subprocess.Popen(
+        ["haproxy", "-db", "-f", str(config)], stdout=(workdir / "haproxy.log").open("wb"), stderr=subprocess.STDOUT
+    )
+    try:
+        wait_for(lambda: get(ports["http"])[0] == 200, process, "haproxy")
+        yield ports
+    finally:
+        stop(process)
+
+
+# -- load ----------------------------------------------------------------------------------------
+
+_WRK_LATENCY = re.compile(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def run_wrk(name: str, url: str, args: argparse.Namespace, duration: int) -> Result:
+    command = [
+        "wrk",
+        f"--threads={min(2, args.connections)}",
+        f"--connections={args.connections}",
+        f"--duration={duration}s",
+        "--timeout=10s",
+        "--latency",
+        url,
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=duration + 30).stdout
+    latencies = {pct: float(value) * _UNITS[unit] for pct, value, unit in _WRK_LATENCY.findall(output)}
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", output))
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if socket_errors:
+        errors += sum(int(n) for n in socket_errors.groups())
+    return Result(name, requests, errors, rps, latencies["50"], latencies["99"])
+
+
+def run_python(name: str, url: str, args: argparse.Namespace, duration: int) -> Result:
+    parsed = urllib_parse(url)
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    deadline = time.monotonic() + duration
+
+    def client() -> None:
+        nonlocal errors
+        if parsed["https"]:
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            connection = http.client.HTTPSConnection(parsed["host"], parsed["port"], timeout=10, context=context)
+        else:
+            connection = http.client.HTTPConnection(parsed["host"], parsed["port"], timeout=10)
+        mine, failed = [], 0
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            try:
+                connection.request("GET", parsed["path"])
+                response = connection.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                ok = False
+            mine.append((time.perf_counter() - started) * 1000)
+            failed += not ok
+        connection.close()
+        with lock:
+            latencies.extend(mine)
+            errors += failed
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=client) for _ in range(args.connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.monotonic() - started
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(len(latencies) * p))] if latencies else 0.0
+
+    return Result(name, len(latencies), errors, len(latencies) / seconds, pct(0.50), pct(0.99))
+
+
+def urllib_parse(url: str) -> dict:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return {"https": parts.scheme == "https", "host": parts.hostname, "port": parts.port, "path": parts.path or "/"}
+
+
+def measure(generator: str, name: str, url: str, args: argparse.Namespace) -> Result:
+    run = run_wrk if generator == "wrk" else run_python
+    run(name, url, args, 2)  # warm-up: connections open, code paths hot
+    return run(name, url, args, args.duration)
+
+
+def switch_latencies(s: Stack, count: int) -> list[float]:
+    """modify_listener to the other colour, then the time until a response comes from it."""
+    context = ssl.create_default_context(cafile=s.certfile)
+    connection = http.client.HTTPSConnection(HOST, s.ports[443], timeout=10, context=context)
+
+    def colour() -> str:
+        connection.request("GET", "/health")
+        return json.loads(connection.getresponse().read())["deployment"]
+
+    figures = []
+    current = "blue"
+    try:
+        for _ in range(count):
+            new = "green" if current == "blue" else "blue"
+            s.elbv2.modify_listener(ListenerArn=s.https_listener, DefaultActions=forward(s.groups, new))
+            changed = time.perf_counter()
+            while colour() != new:
+                if time.perf_counter() - changed > 10:
+                    raise RuntimeError("the listener change did not take effect within 10 s")
+                time.sleep(0.005)
+            figures.append(time.perf_counter() - changed)
+            current = new
+            time.sleep(0.3)  # a random phase against the poll for the next switch
+    finally:
+        connection.close()
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--serve-backend"]:
+        serve_backend(argv[1], argv[2], int(argv[3]))
+        return 0
+    if argv[:1] == ["--serve-lb"]:
+        serve_lb(json.loads(argv[1]))
+        return 0
+    parser = argparse.ArgumentParser(prog="python bench/localcloud.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help=f"seconds per scenario (at most {MAX_DURATION})")
+    parser.add_argument("--connections", type=int, default=16, help=f"concurrency (at most {MAX_CONNECTIONS})")
+    parser.add_argument("--switches", type=int, default=5, help=f"listener switches to time (at most {MAX_SWITCHES})")
+    parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--haproxy", choices=("auto", "yes", "no"), default="auto", help="compare with HAProxy")
+    args = parser.parse_args(argv)
+    args.duration = max(1, min(args.duration, MAX_DURATION))
+    args.connections = max(1, min(args.connections, MAX_CONNECTIONS))
+    args.switches = max(1, min(args.switches, MAX_SWITCHES))
+    generator = args.generator
+    if generator == "auto":
+        generator = "wrk" if shutil.which("wrk") else "python"
+    if generator == "wrk" and not shutil.which("wrk"):
+        parser.error("wrk is not installed (apt-get install -y wrk)")
+    use_haproxy = args.haproxy == "yes" or (args.haproxy == "auto" and shutil.which("haproxy"))
+    if args.haproxy == "yes" and not shutil.which("haproxy"):
+        parser.error("haproxy is not installed (apt-get install -y haproxy)")
+
+    workdir = Path(tempfile.mkdtemp(prefix="localcloud-bench-"))
+    results: list[Result] = []
+    lifetime = 5 * (args.duration + 2) + 11 * args.switches + 120  # the LB process's upper bound
+    try:
+        with stack(workdir, lifetime) as s:
+            blue_ip, blue_port = s.tasks["blue"]
+            print(
+                f"backend: tiny aiohttp app per task (bench/localcloud.py --serve-backend), GET /health -> "
+                f'{{"deployment": colour}}; load: {generator}, {args.connections} connections, '
+                f"{args.duration}s per scenario; {os.cpu_count()} CPUs",
+                flush=True,
+            )
+            scenarios = [
+                ("direct to one task (HTTP)", f"http://{blue_ip}:{blue_port}/health"),
+                ("local ALB HTTPS:443 -> task", f"https://{HOST}:{s.ports[443]}/health"),
+                ("local ALB HTTP:8000 -> task", f"http://{HOST}:{s.ports[8000]}/health"),
+            ]
+            for name, url in scenarios:
+                results.append(measure(generator, name, url, args))
+                report(results[-1])
+            if use_haproxy:
+                with haproxy(workdir, s.tasks["blue"], s.certfile, s.keyfile) as ports:
+                    for name, url in (
+                        ("HAProxy 2.x HTTPS -> task", f"https://{HOST}:{ports['https']}/health"),
+                        ("HAProxy 2.x HTTP -> task", f"http://{HOST}:{ports['http']}/health"),
+                    ):
+                        results.append(measure(generator, name, url, args))
+                        report(results[-1])
+            figures = switch_latencies(s, args.switches)
+            print(
+                f"  modify_listener -> first response from the new colour ({len(figures)} switches): "
+                f"min {min(figures) * 1000:.0f} ms, median {statistics.median(figures) * 1000:.0f} ms, "
+                f"max {max(figures) * 1000:.0f} ms (poll interval 250 ms)",
+                flush=True,
+            )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if any(result.errors for result in results) else 0
+
+
+def report(result: Result) -> None:
+    print(
+        f"  {result.name:<30} {result.rps:>9.1f} req/s   p50 {result.p50_ms:>7.2f} ms   "
+        f"p99 {result.p99_ms:>7.2f} ms   errors {result.errors}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
