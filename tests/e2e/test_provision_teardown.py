@@ -100,7 +100,15 @@ def test_teardown_after_a_provision_killed_midway_leaves_nothing(api):
     kill_playbook_when(api, "provision", "TASK [ecs_production.platform.alb : Load balancer")
     assert live_resources(api), "the interrupted provision should have left something to clean up"
 
-    run = run_playbook(api, "teardown")
+    # The killed run still holds the environment's lock: teardown refuses, naming it, and changes nothing.
+    left = live_resources(api)
+    refused = run_playbook(api, "teardown", "-e", "bluegreen_lock_wait=2")
+    assert refused.returncode != 0, refused.tail()
+    assert "is held by" in refused.output, refused.tail()
+    assert live_resources(api) == left
+
+    # The operator knows that run is dead and breaks its lock.
+    run = run_playbook(api, "teardown", "-e", "break_lock=true")
     assert run.returncode == 0, run.tail()
     assert live_resources(api) == {}
 
