@@ -229,6 +229,8 @@ def addresses_of(status: dict | None, settings: Settings) -> list[tuple[str, int
     found = [(settings.host, settings.port)]
     found += [("127.0.0.1", int(port)) for port in settings.listener_ports.values()]
     for item in (status or {}).get("tasks", []) + (status or {}).get("databases", []):
+        if item.get("last_status") == "STOPPED":
+            continue  # its address went back to the pool: another local cloud may listen there now
         address = item.get("address") or ""
         host, _, port = address.rpartition(":")
         if host and port.isdigit():
