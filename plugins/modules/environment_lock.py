@@ -374,11 +374,11 @@ def parse_time(text: Any) -> Optional[datetime]:
 
 
 def age_seconds(lock: Lock, now: datetime) -> int:
-    return max(0, int((now - lock.acquired_at).total_seconds()))
+    return max(0, round((now - lock.acquired_at).total_seconds()))
 
 
 def human_duration(seconds: float) -> str:
-    seconds = int(max(0, seconds))
+    seconds = round(max(0, seconds))
     if seconds < 120:
         return f"{seconds} s"
     if seconds < 7200:
