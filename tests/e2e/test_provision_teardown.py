@@ -120,6 +120,10 @@ def test_teardown_after_a_provision_killed_midway_leaves_nothing(api):
         ('{"network_vpc_cidr": "not-a-cidr"}', "network_vpc_cidr"),
         ('{"network_public_subnet_cidrs": ["10.1.1.0/24", "10.0.2.0/24"]}', "network_public_subnet_cidrs"),
         ('{"network_private_subnet_cidrs": ["10.0.11.0/24", "192.168.0.0/24"]}', "network_private_subnet_cidrs"),
+        (
+            '{"network_private_subnet_cidrs": ["10.0.1.128/25", "10.0.12.0/24"]}',
+            "overlap: 10.0.1.0/24 and 10.0.1.128/25",
+        ),
         ('{"network_availability_zones": ["us-east-1a"]}', "network_availability_zones"),
         ('{"platform_project": ""}', "platform_project"),
         ('{"rds_password_length": 4}', "rds_password_length"),
