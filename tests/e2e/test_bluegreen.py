@@ -1,0 +1,541 @@
+"""Blue/green end to end on the local cloud: the deploy, swap, rollback and status playbooks against
+the moto server as the AWS API and a data plane of real processes (app tasks under gunicorn, a load
+balancer routing real HTTP by the listener's weights, PostgreSQL).
+
+One provisioned cloud serves the whole module (v1 on blue, 2 tasks; v2 and v3 published), always
+brought down at the end. The tests run in order, each from the state the previous one left, as an
+operator's runs would:
+
+    status (blue*) -> bad inputs -> a version not in ECR -> a deploy the circuit breaker rolls back
+    -> a deploy that never turns healthy -> deploy v2, swap (canary), rollback, swap, retire blue,
+    under load -> rollback after the retirement -> a canary breached by an alarm -> a swap to the
+    colour that has everything -> two swaps at once -> status.
+
+"Nothing changed" is checked twice: a snapshot of everything an operation could change, read through
+the API before and after, and the requests the playbook's modules made, recorded by the AWS API
+(moto's recorder; botocore's user agent tells the playbook's requests from the data plane's).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+
+import pytest
+
+from tests.e2e.localcloud_support import (
+    bg_down,
+    bg_header,
+    bg_percentile,
+    bg_provisioned_cloud,
+    bg_snapshot,
+    bg_start_load,
+    bg_start_playbook,
+    bg_start_recording,
+    bg_stop_recording,
+    bg_weights,
+    bg_writes,
+    healthy_targets,
+    request,
+    wait_for,
+)
+from tests.e2e.platform_support import ENVIRONMENT, PREFIX, PROJECT, desired_counts
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(3600)]
+
+VERSIONS = {"blue": "v1", "green": "v2"}  # what each colour runs during the cycle under load
+LOCK = f"/{PROJECT}/{ENVIRONMENT}/lock"
+RATE = 100  # requests per second of the load generator (loopback, a shared 2-core machine)
+GRACE = 1.0  # seconds a change of weights may take to reach every response
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    cloud = bg_provisioned_cloud()
+    try:
+        cloud.cli("publish", "v2")
+        cloud.cli("publish", "v3")
+        yield cloud
+    finally:
+        bg_down(cloud)
+
+
+def flat(text: str) -> str:
+    """The output with YAML's line wrapping undone (messages are wrapped at ~80 columns)."""
+    return " ".join(text.replace("''", "'").split())
+
+
+def status_rows(output: str) -> dict[str, dict]:
+    """The colour rows of status.yml's table: {colour: {marked, weight, test, version, ...}}."""
+    rows = {}
+    pattern = re.compile(r"^\s*(blue|green)(\*?)\s+(\d+)%\s+(\S+?)%?\s+(\S+)\s+(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s", re.M)
+    for m in pattern.finditer(output):
+        rows[m.group(1)] = {
+            "marked": m.group(2) == "*",
+            "weight": int(m.group(3)),
+            "test": m.group(4),
+            "version": m.group(5),
+            "task_definition": m.group(6),
+            "desired": int(m.group(7)),
+            "running": int(m.group(8)),
+            "healthy": int(m.group(9)),
+        }
+    return rows
+
+
+def served_by(url: str) -> tuple[str | None, str | None]:
+    status, body, headers = request("GET", f"{url}/")
+    assert status == 200, (status, body)
+    return body.get("deployment"), body.get("version")
+
+
+def create_item(url: str, name: str) -> tuple[int, str | None, str | None]:
+    status, body, headers = request("POST", f"{url}/items", {"name": name})
+    assert status == 201, (url, status, body)
+    return body["id"], bg_header(headers, "X-Deployment-Color"), bg_header(headers, "X-App-Version")
+
+
+def all_items(url: str) -> dict[int, str]:
+    items, cursor = {}, None
+    for _ in range(1000):
+        status, body, _ = request("GET", f"{url}/items?limit=100" + (f"&cursor={cursor}" if cursor else ""))
+        assert status == 200, (status, body)
+        items.update({item["id"]: item["name"] for item in body["items"]})
+        cursor = body.get("next_cursor")
+        if not cursor:
+            return items
+    raise AssertionError("more than 1000 pages of items")
+
+
+class WeightWatch:
+    """Polls the 443 listener's weights in a thread; ``changes`` holds (wall time, weights)."""
+
+    def __init__(self, cloud, interval: float = 0.25):
+        self.cloud, self.interval = cloud, interval
+        self.changes: list[tuple[float, dict[str, int]]] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                weights = bg_weights(self.cloud)
+            except Exception as error:  # noqa: BLE001 - reported by the test
+                self.errors.append(repr(error))
+            else:
+                if not self.changes or self.changes[-1][1] != weights:
+                    self.changes.append((time.time(), weights))
+            self._stop.wait(self.interval)
+
+    def stop(self) -> list[dict[str, int]]:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        return [weights for _, weights in self.changes]
+
+
+# -- status and refusals: nothing moves --------------------------------------------------------------
+
+
+def test_status_shows_the_table_with_the_active_colour_marked(cloud):
+    run = cloud.playbook("status")
+    assert run.returncode == 0, run.tail()
+    assert run.changed == 0, run.tail()
+    assert re.search(
+        r"^\s*colour\s+weight\s+test\s+version\s+task definition\s+desired\s+running\s+healthy\s+deployed",
+        run.stdout,
+        re.M,
+    ), run.tail()
+    rows = status_rows(run.stdout)
+    assert rows["blue"] == {
+        "marked": True,
+        "weight": 100,
+        "test": "0",
+        "version": "v1",
+        "task_definition": rows["blue"]["task_definition"],
+        "desired": 2,
+        "running": 2,
+        "healthy": 2,
+    }, run.tail()
+    assert rows["green"]["marked"] is False
+    assert (rows["green"]["weight"], rows["green"]["desired"]) == (0, 0)
+    assert re.match(rf"{PREFIX}-blue:\d+$", rows["blue"]["task_definition"])
+    assert "alarms: blue-5xx OK, blue-unhealthy-hosts OK, green-5xx OK, green-unhealthy-hosts OK" in run.stdout
+    assert "lock: free" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("-e", "color=purple"), "-e color=purple: the colours are blue and green. Nothing was changed."),
+        (
+            ("-e", "color=green", "-e", "canary=10,120"),
+            "-e canary=10,120: give the new colour's share of the traffic at each step, as increasing percentages "
+            "from 1 to 100 ending at 100 (e.g. -e canary=10,50,100)",
+        ),
+        (
+            ("-i", "inventories/nope", "-e", "color=green"),
+            "platform_environment is not set: this inventory names no environment. Pick one with -i inventories/<env>",
+        ),
+    ],
+    ids=["color=purple", "canary=10,120", "missing-environment"],
+)
+def test_a_bad_input_is_refused_clearly_and_changes_nothing(cloud, args, message):
+    before = bg_snapshot(cloud)
+    bg_start_recording(cloud)
+    run = cloud.playbook("swap", *args)
+    calls = bg_stop_recording(cloud)
+    assert run.returncode != 0, run.tail()
+    assert message in flat(run.output), run.tail()
+    # Refused before the credentials are even asked for: not one AWS request.
+    assert calls == [], calls
+    assert bg_snapshot(cloud) == before
+    assert bg_weights(cloud) == {"blue": 100, "green": 0}
+
+
+def test_deploying_a_version_not_in_ecr_changes_nothing_and_says_why(cloud):
+    before = bg_snapshot(cloud)
+    bg_start_recording(cloud)
+    run = cloud.playbook("deploy", "-e", "version=v9")
+    calls = bg_stop_recording(cloud)
+    assert run.returncode != 0, run.tail()
+    out = flat(run.output)
+    assert "Version v9 is not in ECR repository ecs-prod-local: push the image first" in out, run.tail()
+    assert "`bin/localcloud publish v9`" in out and "Nothing was changed." in out
+    assert any(call["action"] == "DescribeImages" for call in calls), calls  # it did look
+    assert bg_writes(calls, ignore_lock=False) == []  # and wrote nothing, not even the lock
+    after = bg_snapshot(cloud)
+    assert after["listeners"] == before["listeners"]  # the weights of 443 and of the test listener
+    assert after["services"] == before["services"]  # task definitions, desired counts, deployments
+    assert after == before
+    assert bg_weights(cloud) == {"blue": 100, "green": 0}
+
+
+# -- deploys that fail: a diagnosis, and the traffic stays ----------------------------------------------
+
+
+def _failed_deploy(cloud, environment: dict) -> tuple[object, float, dict, dict]:
+    before = bg_snapshot(cloud)
+    started = time.monotonic()
+    run = cloud.playbook(
+        "deploy",
+        "-e",
+        "version=v3",
+        "-e",
+        json.dumps({"ecs_app_environment": environment}),
+        "-e",
+        "bluegreen_deploy_timeout=60",
+    )
+    return run, time.monotonic() - started, before, bg_snapshot(cloud)
+
+
+def _traffic_stayed_on_blue(cloud, before: dict, after: dict) -> None:
+    assert after["listeners"][443] == before["listeners"][443]
+    assert bg_weights(cloud) == {"blue": 100, "green": 0}
+    assert after["services"][f"{PREFIX}-blue"] == before["services"][f"{PREFIX}-blue"]
+    assert served_by(cloud.https) == ("blue", "v1")
+
+
+def test_a_deploy_the_circuit_breaker_rolls_back_fails_with_a_diagnosis(cloud):
+    # v3 cannot start: a malformed setting stops gunicorn at once (exit 1). ECS's circuit breaker then
+    # fails the deployment and sends green back to its previous task definition (v1), whose targets
+    # turn healthy: they must not pass for v3's.
+    run, elapsed, before, after = _failed_deploy(cloud, {"DB_STARTUP_TIMEOUT": "soon"})
+    assert run.returncode != 0, run.tail()
+    out = flat(run.output)
+    print(f"\n[bluegreen] circuit-breaker deploy failed after {elapsed:.0f} s")
+    assert re.search(
+        rf"green did not get 2 healthy target\(s\) running v3: the deployment of {PREFIX}-green:\d+ failed and ECS "
+        rf"rolled the service back to {PREFIX}-green:\d+\. Traffic was not moved: it stays on blue\.",
+        out,
+    ), run.tail()
+    assert re.search(r"service: desired 2, running \d+, pending \d+", out), run.tail()
+    assert "deployments: PRIMARY" in out and "targets: " in out
+    assert "recent service events, newest first:" in out and "deployment failed" in out, run.tail()
+    assert "Ask the new version through the test listener" not in run.output  # diagnosed before any smoke test
+    _traffic_stayed_on_blue(cloud, before, after)
+
+
+def test_a_deploy_that_never_turns_healthy_times_out_with_a_diagnosis(cloud):
+    # v3 starts but never serves: it waits for a database it cannot reach (certificate verification
+    # without a CA bundle), up to 10 minutes, as a task stuck at start-up would.
+    run, elapsed, before, after = _failed_deploy(cloud, {"DB_SSLMODE": "verify-full", "DB_STARTUP_TIMEOUT": "600"})
+    assert run.returncode != 0, run.tail()
+    out = flat(run.output)
+    print(f"\n[bluegreen] never-healthy deploy failed after {elapsed:.0f} s (timeout 60 s)")
+    assert (
+        "green did not get 2 healthy target(s) running v3 within 60 s. Traffic was not moved: it stays on blue." in out
+    ), run.tail()
+    assert re.search(r"service: desired 2, running \d+, pending \d+", out), run.tail()
+    assert re.search(r"targets: (none registered|\S+ (unhealthy|initial))", out), run.tail()
+    assert "recent service events, newest first:" in out and "has started" in out, run.tail()
+    assert 60 <= elapsed < 600
+    _traffic_stayed_on_blue(cloud, before, after)
+
+
+# -- the whole cycle under load ----------------------------------------------------------------------
+
+
+def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp_path):
+    steps = []  # {name, start, end, during: colours allowed, after: colours allowed}
+    created = []  # (id, name, colour, version)
+
+    def step(name, playbook, args, during, after, *, weights):
+        start = time.time()
+        run = cloud.playbook(playbook, *args)
+        end = time.time()
+        steps.append({"name": name, "start": start, "end": end, "during": set(during), "after": set(after)})
+        assert run.returncode == 0, f"{name}:\n{run.tail()}"
+        assert bg_weights(cloud) == weights, name
+        time.sleep(3)  # a steady window, past the grace, before the next change
+
+    def items_at(stage, expected):
+        """Items through 443 (the active colour) and the test listener (the idle one), then all listed."""
+        for url, colour in ((cloud.https, expected[443]), (cloud.test_url, expected.get(9443))):
+            if colour is None:
+                continue
+            for n in range(2):
+                name = f"{stage} {colour} #{n} ✓"
+                item_id, served, version = create_item(url, name)
+                assert (served, version) == (colour, VERSIONS[colour]), (stage, url)
+                created.append((item_id, name, served, version))
+        listed = all_items(cloud.https)
+        missing = [c for c in created if listed.get(c[0]) != c[1]]
+        assert missing == [], f"{stage}: items lost {missing}"
+
+    watch = WeightWatch(cloud)
+    load = bg_start_load(cloud.https, tmp_path / "load.jsonl", rate=RATE)
+    began = time.time()
+    try:
+        time.sleep(3)
+        items_at("start", {443: "blue"})
+        step(
+            "deploy v2 to green", "deploy", ["-e", "version=v2"], {"blue"}, {"blue"}, weights={"blue": 100, "green": 0}
+        )
+        assert bg_weights(cloud, 9443) == {"blue": 0, "green": 100}
+        assert served_by(cloud.test_url) == ("green", "v2")
+        items_at("deployed", {443: "blue", 9443: "green"})
+        step(
+            "swap to green (canary 10,50,100)",
+            "swap",
+            ["-e", "color=green", "-e", "canary=10,50,100", "-e", "bake_seconds=3"],
+            {"blue", "green"},
+            {"green"},
+            weights={"blue": 0, "green": 100},
+        )
+        items_at("swapped", {443: "green", 9443: "blue"})
+        step("rollback", "rollback", [], {"blue", "green"}, {"blue"}, weights={"blue": 100, "green": 0})
+        items_at("rolled back", {443: "blue", 9443: "green"})
+        step(
+            "swap to green",
+            "swap",
+            ["-e", "color=green"],
+            {"blue", "green"},
+            {"green"},
+            weights={"blue": 0, "green": 100},
+        )
+        items_at("swapped again", {443: "green", 9443: "blue"})
+        step(
+            "retire blue",
+            "swap",
+            ["-e", "color=green", "-e", "retire_old=true"],
+            {"green"},
+            {"green"},
+            weights={"blue": 0, "green": 100},
+        )
+        assert desired_counts(cloud) == {"blue": 0, "green": 2}
+        wait_for(lambda: not any(t["colour"] == "blue" for t in _tasks(cloud)), timeout=120, what="blue's tasks gone")
+        items_at("retired", {443: "green"})
+        time.sleep(3)
+    finally:
+        records = load.stop()
+        weight_changes = list(watch.changes)
+        watch.stop()
+    ended = time.time()
+
+    # 1. Not one failed request: no connection error, no status outside 2xx.
+    failed = [r for r in records if r["error"] or not (200 <= (r["status"] or 0) < 300)]
+    assert failed == [], f"{len(failed)} of {len(records)} requests failed, e.g. {failed[:5]}"
+
+    # 2. The load was real: about RATE requests per second for the whole cycle.
+    rate = len(records) / (ended - began)
+    assert rate > RATE * 0.5, f"only {rate:.0f} requests/s"
+
+    # 3. Every answer comes from a colour the weights allow at that time, running its version.
+    def allowed(t):
+        current = {"blue"}
+        for s in steps:
+            if s["start"] <= t <= s["end"] + GRACE:
+                return s["during"]
+            if t > s["end"] + GRACE:
+                current = s["after"]
+        return current
+
+    wrong = [r for r in records if r["color"] not in allowed(r["t"]) or VERSIONS.get(r["color"]) != r["version"]]
+    assert wrong == [], f"{len(wrong)} answers from a colour the weights did not allow, e.g. {wrong[:5]}"
+
+    # ... with data in every window: both colours answered during the canary, and each steady window
+    # after a step was seen for at least two seconds of traffic.
+    for s, following in zip(steps, [*steps[1:], None], strict=True):
+        window = [r for r in records if s["end"] + GRACE < r["t"] < (following["start"] if following else ended)]
+        assert len(window) >= RATE, f"after {s['name']}: only {len(window)} answers to check"
+        assert {r["color"] for r in window} == s["after"], s["name"]
+    canary = [r for r in records if steps[1]["start"] <= r["t"] <= steps[1]["end"]]
+    assert {r["color"] for r in canary} == {"blue", "green"}
+
+    # 4. The weights changed only while a playbook ran.
+    for at, weights in weight_changes[1:]:
+        assert any(s["start"] <= at <= s["end"] + 1 for s in steps), (
+            f"weights {weights} changed at {at} outside a playbook"
+        )
+    assert watch.errors == []
+
+    # 5. The items written along the way, on both colours, all persist.
+    assert {(c[2], c[3]) for c in created} == {("blue", "v1"), ("green", "v2")}
+    listed = all_items(cloud.https)
+    assert [c for c in created if listed.get(c[0]) != c[1]] == []
+    for item_id, name, _, _ in created[:: max(1, len(created) // 5)]:
+        status, body, _ = request("GET", f"{cloud.https}/items/{item_id}")
+        assert (status, body.get("name")) == (200, name)
+
+    latencies = [r["latency"] for r in records]
+    print(
+        f"\n[bluegreen] cycle under load: {len(records)} requests in {ended - began:.0f} s ({rate:.0f}/s), "
+        f"0 failed, p50 {bg_percentile(latencies, 0.5) * 1000:.1f} ms, "
+        f"p99 {bg_percentile(latencies, 0.99) * 1000:.1f} ms, "
+        f"{len(created)} items on both colours kept"
+    )
+    for s in steps:
+        print(f"[bluegreen]   {s['name']:<36} {s['end'] - s['start']:6.1f} s")
+
+
+def _tasks(cloud) -> list[dict]:
+    """The data plane's running tasks, with their colour (from the service's name)."""
+    ecs = cloud.client("ecs")
+    tasks = []
+    for colour in ("blue", "green"):
+        arns = ecs.list_tasks(cluster=PREFIX, serviceName=f"{PREFIX}-{colour}")["taskArns"]
+        if arns:
+            described = ecs.describe_tasks(cluster=PREFIX, tasks=arns)["tasks"]
+            tasks += [{"colour": colour, "status": t["lastStatus"]} for t in described if t["lastStatus"] != "STOPPED"]
+    return tasks
+
+
+# -- after the cycle: green has everything, blue was retired ------------------------------------------
+
+
+def test_rollback_after_the_old_colour_was_retired_fails_clearly_and_changes_nothing(cloud):
+    assert desired_counts(cloud) == {"blue": 0, "green": 2}
+    before = bg_snapshot(cloud)
+    bg_start_recording(cloud)
+    run = cloud.playbook("rollback")
+    calls = bg_stop_recording(cloud)
+    assert run.returncode != 0, run.tail()
+    out = flat(run.output)
+    assert "Refused to send traffic to blue" in out, run.tail()
+    assert "has a desired count of 0. Nothing was changed" in out, run.tail()
+    # Gated before anything was written: no listener change, and not even the record of the swap.
+    assert bg_writes(calls) == [], bg_writes(calls)
+    assert bg_snapshot(cloud) == before
+    assert bg_weights(cloud) == {"blue": 0, "green": 100}
+    assert served_by(cloud.https) == ("green", "v2")
+
+
+def test_a_canary_breached_by_an_alarm_rolls_back_to_the_old_colour(cloud, tmp_path):
+    run = cloud.playbook("deploy", "-e", "version=v1")  # onto the idle colour: blue
+    assert run.returncode == 0, run.tail()
+    assert bg_weights(cloud) == {"blue": 0, "green": 100}
+    cloudwatch = cloud.client("cloudwatch")
+    alarm = f"{PREFIX}-blue-5xx"
+    swap = bg_start_playbook(
+        cloud, "swap", "-e", "color=blue", "-e", "canary=10,50,100", "-e", "bake_seconds=30", log=tmp_path / "swap.log"
+    )
+    try:
+        wait_for(
+            lambda: bg_weights(cloud) == {"blue": 10, "green": 90}, timeout=300, interval=0.3, what="the 10 % step"
+        )
+        time.sleep(3)  # well inside the 30 s bake
+        assert bg_weights(cloud) == {"blue": 10, "green": 90}
+        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="5xx from the canary (test)")
+        run = swap.wait(timeout=300)
+    finally:
+        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="reset by the test")
+    assert run.returncode != 0, run.tail()
+    out = flat(run.output)
+    assert f"ROLLED BACK: blue at 10 % breached during the bake (alarm {alarm} is in ALARM" in out, run.tail()
+    assert "All traffic is back on green." in out
+    assert bg_weights(cloud) == {"blue": 0, "green": 100}
+    assert served_by(cloud.https) == ("green", "v2")
+    assert cloud.client("ssm").get_parameters(Names=[LOCK])["InvalidParameters"] == [LOCK]  # released
+
+
+def test_a_swap_to_the_colour_that_has_all_the_traffic_changes_nothing(cloud):
+    # Blue runs v1 with 2 healthy tasks: a canary "back" to green must not send it 90 % first.
+    assert bg_weights(cloud) == {"blue": 0, "green": 100}
+    wait_for(
+        lambda: desired_counts(cloud)["blue"] == 2 and healthy_targets(cloud, "blue") >= 2,
+        timeout=120,
+        what="blue healthy",
+    )
+    before = bg_snapshot(cloud)
+    watch = WeightWatch(cloud, interval=0.2)
+    bg_start_recording(cloud)
+    run = cloud.playbook("swap", "-e", "color=green", "-e", "canary=10,50,100", "-e", "bake_seconds=2")
+    calls = bg_stop_recording(cloud)
+    seen = watch.stop()
+    assert run.returncode == 0, run.tail()
+    assert seen == [{"blue": 0, "green": 100}], seen
+    assert run.changed == 0, run.tail()
+    assert bg_writes(calls) == [], bg_writes(calls)
+    assert bg_snapshot(cloud) == before
+
+
+def _is_subsequence(seen: list, legal: list) -> bool:
+    position = iter(legal)
+    return all(any(item == candidate for candidate in position) for item in seen)
+
+
+def test_two_swaps_at_once_run_one_after_the_other(cloud, tmp_path):
+    assert bg_weights(cloud) == {"blue": 0, "green": 100}
+    canary = ["-e", "canary=10,50,100", "-e", "bake_seconds=5"]
+    watch = WeightWatch(cloud, interval=0.2)
+    to_blue = bg_start_playbook(cloud, "swap", "-e", "color=blue", *canary, log=tmp_path / "to_blue.log")
+    to_green = bg_start_playbook(cloud, "swap", "-e", "color=green", *canary, log=tmp_path / "to_green.log")
+    runs = {"blue": to_blue.wait(timeout=600), "green": to_green.wait(timeout=600)}
+    seen = watch.stop()
+    final = bg_weights(cloud)
+
+    # One complete swap one way, never a mix.
+    assert final in ({"blue": 100, "green": 0}, {"blue": 0, "green": 100}), final
+    winner = "blue" if final["blue"] == 100 else "green"
+    assert runs[winner].returncode == 0, runs[winner].tail()
+    # The other ran before it (and took effect), or was kept out by the lock and said so.
+    loser = "green" if winner == "blue" else "blue"
+    if runs[loser].returncode != 0:
+        assert "Environment lock" in flat(runs[loser].output) and "is held by" in flat(runs[loser].output), runs[
+            loser
+        ].tail()
+    # The listener went through one swap's steps at a time: blue's share, in order, is a part of
+    # "blue first, then green" or "green first (nothing to do), then blue".
+    blue_share = [w["blue"] for w in seen]
+    assert all(w["blue"] + w["green"] == 100 for w in seen), seen
+    assert _is_subsequence(blue_share, [0, 10, 50, 100, 90, 50, 0]) or _is_subsequence(blue_share, [0, 10, 50, 100]), (
+        seen
+    )
+    print(f"\n[bluegreen] two swaps at once: weights {blue_share} (blue's share), final {final}")
+
+    # The lock is free afterwards, with no claim left behind.
+    parameters = cloud.client("ssm").get_parameters_by_path(Path=f"/{PROJECT}/{ENVIRONMENT}", Recursive=True)[
+        "Parameters"
+    ]
+    assert [p["Name"] for p in parameters if p["Name"].startswith(LOCK)] == []
+    status = cloud.playbook("status")
+    assert status.returncode == 0, status.tail()
+    assert "lock: free" in status.stdout
+    rows = status_rows(status.stdout)
+    assert rows[winner]["marked"] and rows[winner]["weight"] == 100
+    assert not rows[loser]["marked"] and rows[loser]["weight"] == 0
+    assert served_by(cloud.https) == (winner, {"blue": "v1", "green": "v2"}[winner])
