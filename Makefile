@@ -70,6 +70,7 @@ bench: venv  ## the benchmarks (print figures; not tests)
 	python bench/provision.py
 	python bench/app.py
 	python bench/localcloud.py
+	python bench/bluegreen.py
 
 clean:  ## remove the local cloud's state and caches (not the venv)
 	-localcloud down
