@@ -461,21 +461,26 @@ def cmd_publish(state: StateDir, args: argparse.Namespace) -> int:
     print(f"localcloud: {'published' if new else 'already published'} {uri}:{args.tag} ({digest})")
     if args.redeploy:
         for cluster, service in redeploy_failed(api.client("ecs", region), f"{uri}:{args.tag}"):
-            print(f"localcloud: new deployment of {cluster}/{service} (its last one failed)")
+            print(f"localcloud: new deployment of {cluster}/{service} (its last one failed for want of the image)")
     return 0
 
 
 def redeploy_failed(ecs, image: str) -> list[tuple[str, str]]:
-    """Start a new deployment of every service whose deployment failed (the circuit breaker stops
-    launching tasks then) and whose task definition runs ``image``: what one does on AWS after
-    pushing the image a deployment was missing."""
+    """Start a new deployment of every service whose task definition runs ``image`` and whose
+    deployment failed (the circuit breaker stops launching tasks then) or is failing (tasks failed
+    already: those being launched while the image was pushed fail too, and the breaker would stop
+    the deployment after this call): what one does on AWS after pushing the image a deployment was
+    missing."""
     restarted = []
     for cluster in ecs.list_clusters()["clusterArns"]:
         arns = ecs.list_services(cluster=cluster)["serviceArns"]
         for first in range(0, len(arns), 10):
             for service in ecs.describe_services(cluster=cluster, services=arns[first : first + 10])["services"]:
                 primary = next((d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), {})
-                if service.get("status") != "ACTIVE" or primary.get("rolloutState") != "FAILED":
+                failing = primary.get("rolloutState") == "FAILED" or (
+                    primary.get("rolloutState") == "IN_PROGRESS" and primary.get("failedTasks", 0) > 0
+                )
+                if service.get("status") != "ACTIVE" or not failing:
                     continue
                 definition = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
                 if any(c.get("image") == image for c in definition["containerDefinitions"]):
@@ -516,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     publish.add_argument(
         "--redeploy",
         action="store_true",
-        help="then start a new deployment of the services whose deployment failed on this image",
+        help="then start a new deployment of the services whose deployment failed (or is failing) on this image",
     )
     args = parser.parse_args(argv)
     if getattr(args, "host", "127.0.0.1").split(".")[0] != "127":

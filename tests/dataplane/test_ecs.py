@@ -306,3 +306,20 @@ def test_a_first_deployment_failed_for_want_of_its_image_runs_once_published_and
         what="the new deployment completed",
     )
     cloud.remove_service("early")
+
+
+def test_a_deployment_still_failing_for_want_of_its_image_is_redeployed_too(cloud):
+    from localcloud.cli import redeploy_failed
+
+    # Without the breaker the deployment never turns FAILED: it stays IN_PROGRESS with failed tasks,
+    # as a deployment with the breaker is until its threshold, when the image is pushed meanwhile.
+    cloud.service("failing", cloud.task_definition("failing", "v4"), 1)
+    dp_wait_until(lambda: cloud.described("failing")["deployments"][0]["failedTasks"] >= 1, 30, what="a failed task")
+    assert cloud.described("failing")["deployments"][0]["rolloutState"] == "IN_PROGRESS"
+    cloud.publish("v4")
+    assert redeploy_failed(cloud.ecs, f"{cloud.repository}:v4") == [("dp", "failing")]
+    deployments = cloud.described("failing")["deployments"]
+    assert [d["status"] for d in deployments][0] == "PRIMARY" and deployments[0]["failedTasks"] == 0
+    dp_wait_until(lambda: [t.version for t in cloud.healthy_tasks("failing")] == ["v4"], 60, what="v4 running")
+    assert redeploy_failed(cloud.ecs, f"{cloud.repository}:v4") == []  # healthy now: left alone
+    cloud.remove_service("failing")
