@@ -217,18 +217,10 @@ def test_deploying_a_version_not_in_ecr_changes_nothing_and_says_why(cloud):
 # -- deploys that fail: a diagnosis, and the traffic stays ----------------------------------------------
 
 
-def _failed_deploy(cloud, environment: dict) -> tuple[object, float, dict, dict]:
+def _failed_deploy(cloud, settings: dict) -> tuple[object, float, dict, dict]:
     before = bg_snapshot(cloud)
     started = time.monotonic()
-    run = cloud.playbook(
-        "deploy",
-        "-e",
-        "version=v3",
-        "-e",
-        json.dumps({"ecs_app_environment": environment}),
-        "-e",
-        "bluegreen_deploy_timeout=60",
-    )
+    run = cloud.playbook("deploy", "-e", "version=v3", "-e", json.dumps(settings), "-e", "bluegreen_deploy_timeout=60")
     return run, time.monotonic() - started, before, bg_snapshot(cloud)
 
 
@@ -243,7 +235,7 @@ def test_a_deploy_the_circuit_breaker_rolls_back_fails_with_a_diagnosis(cloud):
     # v3 cannot start: a malformed setting stops gunicorn at once (exit 1). ECS's circuit breaker then
     # fails the deployment and sends green back to its previous task definition (v1), whose targets
     # turn healthy: they must not pass for v3's.
-    run, elapsed, before, after = _failed_deploy(cloud, {"DB_STARTUP_TIMEOUT": "soon"})
+    run, elapsed, before, after = _failed_deploy(cloud, {"ecs_app_environment": {"DB_STARTUP_TIMEOUT": "soon"}})
     assert run.returncode != 0, run.tail()
     out = flat(run.output)
     print(f"\n[bluegreen] circuit-breaker deploy failed after {elapsed:.0f} s")
@@ -262,7 +254,9 @@ def test_a_deploy_the_circuit_breaker_rolls_back_fails_with_a_diagnosis(cloud):
 def test_a_deploy_that_never_turns_healthy_times_out_with_a_diagnosis(cloud):
     # v3 starts but never serves: it waits for a database it cannot reach (certificate verification
     # without a CA bundle), up to 10 minutes, as a task stuck at start-up would.
-    run, elapsed, before, after = _failed_deploy(cloud, {"DB_SSLMODE": "verify-full", "DB_STARTUP_TIMEOUT": "600"})
+    run, elapsed, before, after = _failed_deploy(
+        cloud, {"ecs_app_environment": {"DB_SSLMODE": "verify-full", "DB_STARTUP_TIMEOUT": "600"}}
+    )
     assert run.returncode != 0, run.tail()
     out = flat(run.output)
     print(f"\n[bluegreen] never-healthy deploy failed after {elapsed:.0f} s (timeout 60 s)")
@@ -273,6 +267,51 @@ def test_a_deploy_that_never_turns_healthy_times_out_with_a_diagnosis(cloud):
     assert re.search(r"targets: (none registered|\S+ (unhealthy|initial))", out), run.tail()
     assert "recent service events, newest first:" in out and "has started" in out, run.tail()
     assert 60 <= elapsed < 600
+    _traffic_stayed_on_blue(cloud, before, after)
+
+
+def test_a_deploy_whose_container_check_cannot_pass_never_gets_production_traffic(cloud):
+    # The seed's mistake: curl in the container health check of an image without curl. The app
+    # serves, so the target group's check passes and the targets turn healthy; the container check
+    # fails, so ECS never completes the deployment and replaces the tasks. The deploy must not take
+    # healthy targets for a healthy deployment: it fails, and 443 never sends v3 a request.
+    curl_check = {
+        "command": ["CMD-SHELL", "curl -f http://localhost:8000/live || exit 1"],
+        "interval": 5,
+        "timeout": 3,
+        "retries": 2,
+        "startPeriod": 0,
+    }
+    served = []
+    stop = threading.Event()
+
+    def watch_443():
+        while not stop.is_set():
+            served.append(served_by(cloud.https))
+            stop.wait(0.2)
+
+    watcher = threading.Thread(target=watch_443, daemon=True)
+    watcher.start()
+    try:
+        run, elapsed, before, after = _failed_deploy(cloud, {"ecs_container_health_check": curl_check})
+    finally:
+        stop.set()
+        watcher.join(timeout=30)
+    assert run.returncode != 0, run.tail()
+    out = flat(run.output)
+    print(f"\n[bluegreen] deploy with a curl container check failed after {elapsed:.0f} s")
+    # Which of three ways it ends depends on timing: the deployment still in progress at the timeout
+    # with healthy targets, failed by the circuit breaker, or tasks replaced before two were up at once.
+    assert re.search(
+        rf"green did not get 2 healthy target\(s\) running v3(: its targets are healthy but the deployment of "
+        rf"{PREFIX}-green:\d+ did not complete within 60 s|: the deployment of {PREFIX}-green:\d+ failed| within 60 s)",
+        out,
+    ), run.tail()
+    assert "Traffic was not moved: it stays on blue." in out
+    failures = re.search(r"failures among the service's events, newest first: \[[^]]*", out)
+    assert failures and "failed container health checks" in failures.group(0), run.tail()
+    assert "Ask the new version through the test listener" not in run.output  # no smoke test, no swap
+    assert len(served) > 20 and set(served) == {("blue", "v1")}, set(served)
     _traffic_stayed_on_blue(cloud, before, after)
 
 

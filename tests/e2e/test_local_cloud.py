@@ -680,7 +680,9 @@ def test_a_container_check_that_cannot_pass_gets_its_tasks_replaced_with_the_rea
         "the API'. The data plane registers a task's target when it starts and lets the target group's "
         "own check (GET /health, which passes) decide its health, as ECS and ALB do: load balancer "
         "and container health are separate loops (docs/lessons.md, lesson 2). So the target is healthy "
-        "through the API, and the 9443 test listener serves it, until ECS replaces the task."
+        "through the API, and the 9443 test listener serves it, until ECS replaces the task. Production "
+        "traffic never reaches it: deploy waits for the deployment to complete, which needs the container "
+        "check too (tests/e2e/test_bluegreen.py, the curl container check)."
     ),
 )
 def test_issue_promise_a_task_failing_its_container_check_never_becomes_a_healthy_target(cloud):
