@@ -7,6 +7,7 @@ previous one left, as an operator's runs would.
 
 from __future__ import annotations
 
+import botocore.exceptions
 import pytest
 
 from tests.e2e.platform_support import (
@@ -86,6 +87,15 @@ def test_provision_keeps_weights_and_desired_counts_set_behind_its_back(api):
 
 
 def test_teardown_leaves_nothing_and_a_second_teardown_changes_nothing(api):
+    # As in inventories/prod: the load balancer is protected against deletion, which AWS enforces.
+    elbv2 = api.client("elbv2")
+    arn = elbv2.describe_load_balancers(Names=[f"{PREFIX}-alb"])["LoadBalancers"][0]["LoadBalancerArn"]
+    elbv2.modify_load_balancer_attributes(
+        LoadBalancerArn=arn, Attributes=[{"Key": "deletion_protection.enabled", "Value": "true"}]
+    )
+    with pytest.raises(botocore.exceptions.ClientError, match="OperationNotPermitted"):
+        elbv2.delete_load_balancer(LoadBalancerArn=arn)
+
     run = run_playbook(api, "teardown")
     assert run.returncode == 0, run.tail()
     assert f"Nothing tagged for {PREFIX} is left" in run.stdout
