@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import json
 import os
 import re
@@ -25,7 +24,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -36,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 APP_DIR = REPO / "app"
 sys.path.insert(0, str(REPO))
 
+from bench._load import Result, python_load, wrk_result  # noqa: E402
 from localcloud.postgres import PostgresServer  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -56,16 +55,6 @@ SCENARIOS = (
     Scenario("GET /items?limit=20", "/items?limit=20"),
     Scenario("POST /items", "/items", "POST", json.dumps({"name": "bench item ✓"}).encode()),
 )
-
-
-@dataclass
-class Result:
-    name: str
-    requests: int
-    errors: int
-    rps: float
-    p50_ms: float
-    p99_ms: float
 
 
 def free_port() -> int:
@@ -185,9 +174,6 @@ def put_parameter(endpoint: str, name: str, value: str) -> None:
 
 # -- load generators -----------------------------------------------------------------------------
 
-_WRK_LATENCY = re.compile(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
 
 def run_wrk(scenario: Scenario, base_url: str, args: argparse.Namespace, workdir: Path) -> Result:
     script = workdir / f"{re.sub(r'[^a-z]+', '_', scenario.name.lower())}.lua"
@@ -207,59 +193,20 @@ def run_wrk(scenario: Scenario, base_url: str, args: argparse.Namespace, workdir
         base_url + scenario.path,
     ]
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=args.duration + 30).stdout
-    latencies = {pct: float(value) * _UNITS[unit] for pct, value, unit in _WRK_LATENCY.findall(output)}
-    requests = int(re.search(r"(\d+) requests in", output).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", output))
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    if socket_errors:
-        errors += sum(int(n) for n in socket_errors.groups())
-    return Result(scenario.name, requests, errors, rps, latencies["50"], latencies["99"])
+    return wrk_result(scenario.name, output)
 
 
 def run_python(scenario: Scenario, base_url: str, args: argparse.Namespace) -> Result:
-    parsed = urllib.request.urlparse(base_url)
-    method, path, body = scenario.method, scenario.path, scenario.body
-    headers = {"Content-Type": "application/json"} if body is not None else {}
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    deadline = time.monotonic() + args.duration
-
-    def client() -> None:
-        nonlocal errors
-        connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
-        mine, failed = [], 0
-        while time.monotonic() < deadline:
-            started = time.perf_counter()
-            try:
-                connection.request(method, path, body=body, headers=headers)
-                response = connection.getresponse()
-                response.read()
-                ok = 200 <= response.status < 400
-            except (OSError, http.client.HTTPException):
-                connection.close()
-                ok = False
-            mine.append((time.perf_counter() - started) * 1000)
-            failed += not ok
-        connection.close()
-        with lock:
-            latencies.extend(mine)
-            errors += failed
-
-    started = time.monotonic()
-    threads = [threading.Thread(target=client) for _ in range(args.connections)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.monotonic() - started
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(len(latencies) * p))] if latencies else 0.0
-
-    return Result(scenario.name, len(latencies), errors, len(latencies) / seconds, pct(0.50), pct(0.99))
+    return python_load(
+        scenario.name,
+        base_url + scenario.path,
+        args.connections,
+        args.duration,
+        ok=lambda status: 200 <= status < 400,
+        method=scenario.method,
+        body=scenario.body,
+        headers={"Content-Type": "application/json"} if scenario.body is not None else {},
+    )
 
 
 def run(generator: str, scenario: Scenario, base_url: str, args: argparse.Namespace, workdir: Path) -> Result:

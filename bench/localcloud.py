@@ -31,7 +31,6 @@ import contextlib
 import http.client
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -49,21 +48,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench._load import Result, python_load, wrk_result  # noqa: E402
+
 HOST = "127.0.0.1"
 TASK_IPS = {"blue": "127.0.90.1", "green": "127.0.90.2"}
 MAX_DURATION = 60
 MAX_CONNECTIONS = 256
 MAX_SWITCHES = 20
-
-
-@dataclass
-class Result:
-    name: str
-    requests: int
-    errors: int
-    rps: float
-    p50_ms: float
-    p99_ms: float
 
 
 def free_port(host: str = HOST) -> int:
@@ -341,9 +332,6 @@ def haproxy(workdir: Path, task: tuple[str, int], certfile: str, keyfile: str) -
 
 # -- load ----------------------------------------------------------------------------------------
 
-_WRK_LATENCY = re.compile(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
 
 def run_wrk(name: str, url: str, args: argparse.Namespace, duration: int) -> Result:
     command = [
@@ -356,69 +344,11 @@ def run_wrk(name: str, url: str, args: argparse.Namespace, duration: int) -> Res
         url,
     ]
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=duration + 30).stdout
-    latencies = {pct: float(value) * _UNITS[unit] for pct, value, unit in _WRK_LATENCY.findall(output)}
-    requests = int(re.search(r"(\d+) requests in", output).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", output))
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    if socket_errors:
-        errors += sum(int(n) for n in socket_errors.groups())
-    return Result(name, requests, errors, rps, latencies["50"], latencies["99"])
+    return wrk_result(name, output)
 
 
 def run_python(name: str, url: str, args: argparse.Namespace, duration: int) -> Result:
-    parsed = urllib_parse(url)
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    deadline = time.monotonic() + duration
-
-    def client() -> None:
-        nonlocal errors
-        if parsed["https"]:
-            context = ssl.create_default_context()
-            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-            connection = http.client.HTTPSConnection(parsed["host"], parsed["port"], timeout=10, context=context)
-        else:
-            connection = http.client.HTTPConnection(parsed["host"], parsed["port"], timeout=10)
-        mine, failed = [], 0
-        while time.monotonic() < deadline:
-            started = time.perf_counter()
-            try:
-                connection.request("GET", parsed["path"])
-                response = connection.getresponse()
-                response.read()
-                ok = response.status == 200
-            except (OSError, http.client.HTTPException):
-                connection.close()
-                ok = False
-            mine.append((time.perf_counter() - started) * 1000)
-            failed += not ok
-        connection.close()
-        with lock:
-            latencies.extend(mine)
-            errors += failed
-
-    started = time.monotonic()
-    threads = [threading.Thread(target=client) for _ in range(args.connections)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.monotonic() - started
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(len(latencies) * p))] if latencies else 0.0
-
-    return Result(name, len(latencies), errors, len(latencies) / seconds, pct(0.50), pct(0.99))
-
-
-def urllib_parse(url: str) -> dict:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return {"https": parts.scheme == "https", "host": parts.hostname, "port": parts.port, "path": parts.path or "/"}
+    return python_load(name, url, args.connections, duration, ok=lambda status: status == 200)
 
 
 def measure(generator: str, name: str, url: str, args: argparse.Namespace) -> Result:
