@@ -29,15 +29,8 @@ def lb_free_port(host: str = "127.0.0.1") -> int:
 
 
 def lb_wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02) -> object:
-    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s: {predicate}")
-        time.sleep(interval)
+    """:func:`dp_wait_until` with the load balancer tests' shorter timeout and interval."""
+    return dp_wait_until(predicate, timeout, interval)
 
 
 @dataclass
