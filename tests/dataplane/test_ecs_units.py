@@ -9,18 +9,15 @@ from pathlib import Path
 import pytest
 
 from localcloud.dataplane import ecr, logs
-from localcloud.dataplane.ecs import (
+from localcloud.dataplane.ecs.container import (
     ContainerHealth,
     HealthCheckSpec,
     TaskRuntime,
-    TaskView,
-    backoff_delay,
-    circuit_breaker_threshold,
     container_spec,
     parse_health_check,
-    plan_rollout,
     task_environment,
 )
+from localcloud.dataplane.ecs.rollout import TaskView, backoff_delay, circuit_breaker_threshold, plan_rollout
 from localcloud.dataplane.hosts import AddressPool
 
 # -- container health check -----------------------------------------------------------------------

@@ -1,516 +1,38 @@
-"""ECS made real: every service's desired count of its task definition runs as local processes.
-
-A task is the app (``app/``) under gunicorn, for any image whose tag exists in the local ECR, on
-its own loopback address (``127.1.x.y``) and the container port, with the task definition's
-environment plus what the ECS agent provides. The plane follows ECS's service scheduler:
-
-- **Launch**: the image is "pulled" (its tag must exist in the local ECR, else the task stops
-  with ``CannotPullContainerError``), the awslogs log group must exist, then the process starts
-  and its address joins the service's target groups (``initial`` in the shared registry, whose
-  health the load balancer's checker decides).
-- **Container health check**: the task definition's own command (CMD or CMD-SHELL) runs in the
-  task's environment every ``interval``, ``timeout`` each, ``retries`` consecutive failures after
-  ``startPeriod``: an UNHEALTHY task is replaced ("Task failed container health checks"). The
-  task's PATH holds only ``python`` (as a slim image does), so a curl-based check fails here as it
-  did on Fargate, whatever the host has installed.
-- **Load balancer health**: after ``healthCheckGracePeriodSeconds`` a task whose target is
-  unhealthy is replaced ("Task failed ELB health checks").
-- **Deployments**: a new task definition (or ``forceNewDeployment``) makes a new PRIMARY
-  deployment; new tasks start, and old ones drain only once enough are healthy: tasks healthy in
-  every target group and by their container check never fall below ``minimumHealthyPercent`` and
-  all tasks never exceed ``maximumPercent`` (:func:`plan_rollout`). With the deployment circuit
-  breaker on, a deployment whose tasks keep failing is marked FAILED and launches no more tasks;
-  with rollback, the service goes back to the last completed task definition.
-- **Stop**: the targets drain (no new requests; in-flight ones get up to the target group's
-  deregistration delay), are deregistered, then SIGTERM; SIGKILL to the process group after the
-  container's ``stopTimeout``.
-- **Failures** (a crashed process, failed health) are replaced with exponential backoff, as ECS
-  throttles a service that cannot start tasks.
-
-What it does is reflected into the emulator's ECS backend (:class:`MotoEcsMirror`): tasks for
-``list_tasks``/``describe_tasks``, running and pending counts, deployments and service events for
-``describe_services``, so that ``status``, waiters and runbooks read the truth through the API.
-"""
+"""The reconciler: every ECS service of the local AWS API run as local task processes."""
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import datetime
 import logging
-import math
-import os
 import shutil
 import signal
 import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 from localcloud.dataplane import ecr, logs
+from localcloud.dataplane.ecs.container import (
+    APP_COMMAND,
+    ContainerHealth,
+    TaskRuntime,
+    container_spec,
+    exit_code,
+    kill_health_check,
+    run_health_check,
+    signal_group,
+    task_environment,
+)
+from localcloud.dataplane.ecs.mirror import MotoEcsMirror
+from localcloud.dataplane.ecs.model import Deployment, LocalTask, ServiceState, new_deployment_id, utcnow
+from localcloud.dataplane.ecs.rollout import TaskView, backoff_delay, circuit_breaker_threshold, plan_rollout
 from localcloud.dataplane.hosts import TASK_NETWORK, AddressPool, port_is_free
 from localcloud.dataplane.registry import Health, TargetRegistry
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STOP_TIMEOUT = 30.0
 DEFAULT_DEREGISTRATION_DELAY = 300.0
 MIN_DRAIN = 0.5  # a draining target keeps its in-flight requests at least this long
 STOPPED_TASKS_KEPT = 50  # per service, as describe_tasks keeps stopped tasks for a while
-EVENTS_KEPT = 100  # describe_services returns the 100 newest events
-HEALTH_LOG_LIMIT = 64 * 1024
-APP_COMMAND = ("-m", "gunicorn", "-c", "gunicorn.conf.py", "items_api:create_app()")
-# The image's own ENV (app/Dockerfile); the task definition's environment overrides it.
-IMAGE_ENVIRONMENT = {
-    "PYTHONUNBUFFERED": "1",
-    "PYTHONDONTWRITEBYTECODE": "1",
-    "LANG": "C.UTF-8",
-    "APP_HOST": "0.0.0.0",  # noqa: S104 - replaced by the task's own address below
-    "APP_PORT": "8000",
-}
-OWNER_ENV = "LOCALCLOUD_OWNER"  # on every process of a local cloud: its state dir (see `localcloud down`)
-TASK_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # noqa: S105 - dummies
-
-# -- the container health check -------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class HealthCheckSpec:
-    """A container ``healthCheck`` with ECS's defaults (interval 30, timeout 5, retries 3, start 0)."""
-
-    argv: tuple[str, ...]
-    shell_form: bool  # CMD-SHELL: argv is /bin/sh -c "command"
-    interval: float = 30.0
-    timeout: float = 5.0
-    retries: int = 3
-    start_period: float = 0.0
-
-
-def parse_health_check(definition: dict | None) -> HealthCheckSpec | None:
-    """The health check of a container definition; None when there is none (or ``["NONE"]``).
-
-    ``["CMD", exe, args...]`` runs ``exe`` directly; ``["CMD-SHELL", "cmd"]`` runs ``/bin/sh -c cmd``.
-    Anything else is refused (ValueError), as Docker refuses to create such a container.
-    """
-    if not definition or not definition.get("command"):
-        return None
-    command = [str(part) for part in definition["command"]]
-    kind, rest = command[0], command[1:]
-    if kind == "NONE":
-        return None
-    if kind not in ("CMD", "CMD-SHELL") or not rest or not rest[0].strip():
-        raise ValueError(f"invalid health check command {command!r}: it must start with CMD or CMD-SHELL and a command")
-    settings = {
-        "interval": float(definition.get("interval") or 30),
-        "timeout": float(definition.get("timeout") or 5),
-        "retries": int(definition.get("retries") or 3),
-        "start_period": float(definition.get("startPeriod") or 0),
-    }
-    if kind == "CMD-SHELL":
-        return HealthCheckSpec(("/bin/sh", "-c", " ".join(rest)), shell_form=True, **settings)
-    return HealthCheckSpec(tuple(rest), shell_form=False, **settings)
-
-
-class ContainerHealth:
-    """Docker's health state machine for one container, on a given clock.
-
-    UNKNOWN until the first result; a success makes it HEALTHY (and ends the start period);
-    ``retries`` consecutive failures make it UNHEALTHY, except that failures inside the start
-    period do not count while the container has never been healthy. Checks run ``interval``
-    seconds apart, the first one ``interval`` after the container started.
-    """
-
-    def __init__(self, spec: HealthCheckSpec, started: float):
-        self.spec = spec
-        self.started = started
-        self.status = "UNKNOWN"
-        self.failures = 0
-        self.next_at = started + spec.interval
-        self._started_up = False
-
-    def due(self, now: float) -> bool:
-        return now >= self.next_at
-
-    def record(self, ok: bool, now: float) -> str:
-        if ok:
-            self.status, self.failures, self._started_up = "HEALTHY", 0, True
-        elif self._started_up or now >= self.started + self.spec.start_period:
-            self.failures += 1
-            if self.failures >= self.spec.retries:
-                self.status = "UNHEALTHY"
-        self.next_at = now + self.spec.interval
-        return self.status
-
-
-# -- the deployment decisions ---------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskView:
-    """What a rollout decision needs to know of a running task."""
-
-    task_id: str
-    current: bool  # belongs to the service's PRIMARY deployment
-    healthy: bool
-    started: float
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    start: int
-    stop: tuple[str, ...]
-
-
-def plan_rollout(
-    desired: int, minimum_healthy_percent: int, maximum_percent: int, tasks: list[TaskView], stopping: int = 0
-) -> Plan:
-    """How many tasks to start and which to stop now, as ECS's rolling update decides.
-
-    ``tasks`` are the service's tasks that are not being stopped; ``stopping`` counts those still
-    draining or stopping (they keep counting against ``maximumPercent`` until they are gone).
-    Healthy tasks never fall below ``ceil(desired * minimumHealthyPercent / 100)``; all tasks never
-    exceed ``floor(desired * maximumPercent / 100)``; tasks of old deployments that are not healthy
-    count for nothing and go first; extra tasks of the current deployment go, least healthy and
-    newest first.
-    """
-    minimum_healthy = math.ceil(desired * minimum_healthy_percent / 100) if desired else 0
-    maximum_total = math.floor(desired * maximum_percent / 100) if desired else 0
-    current = [t for t in tasks if t.current]
-    old = [t for t in tasks if not t.current]
-    stop: list[str] = []
-
-    excess = len(current) - desired
-    if excess > 0:
-        doomed = sorted(current, key=lambda t: (t.healthy, -t.started))[:excess]
-        stop += [t.task_id for t in doomed]
-        current = [t for t in current if t.task_id not in stop]
-
-    stop += [t.task_id for t in old if not t.healthy]
-    old_healthy = sorted((t for t in old if t.healthy), key=lambda t: t.started)
-    healthy_total = sum(t.healthy for t in current) + len(old_healthy)
-    stoppable = max(0, healthy_total - minimum_healthy)
-    stop += [t.task_id for t in old_healthy[:stoppable]]
-
-    room = maximum_total - (len(tasks) + stopping)
-    start = max(0, min(desired - len(current), room))
-    return Plan(start=start, stop=tuple(stop))
-
-
-def backoff_delay(failures: int, base: float, cap: float) -> float:
-    """Seconds to wait before the next launch after ``failures`` consecutive failed tasks."""
-    if failures <= 0:
-        return 0.0
-    return min(cap, base * 2 ** (failures - 1))
-
-
-def circuit_breaker_threshold(desired: int) -> int:
-    """Failed tasks after which ECS's deployment circuit breaker fails a deployment."""
-    return max(3, min(200, math.ceil(desired / 2)))
-
-
-# -- the container and its process ----------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class ContainerSpec:
-    name: str
-    image: str
-    port: int | None
-    environment: dict[str, str]
-    health_check: HealthCheckSpec | None
-    health_check_error: str | None
-    stop_timeout: float
-    log_configuration: dict | None
-
-
-def container_spec(task_definition: dict, container_name: str | None = None) -> ContainerSpec:
-    """The container the local cloud runs for a task definition: the one a load balancer names,
-    else the first essential one (sidecars are not run)."""
-    containers = task_definition.get("containerDefinitions") or []
-    if not containers:
-        raise ValueError(f"task definition {task_definition.get('taskDefinitionArn')} has no container")
-    chosen = next((c for c in containers if c.get("name") == container_name), None) if container_name else None
-    chosen = chosen or next((c for c in containers if c.get("essential", True)), containers[0])
-    ports = [m.get("containerPort") for m in chosen.get("portMappings") or [] if m.get("containerPort")]
-    try:
-        health, health_error = parse_health_check(chosen.get("healthCheck")), None
-    except ValueError as exc:
-        health, health_error = None, str(exc)
-    return ContainerSpec(
-        name=chosen["name"],
-        image=chosen.get("image", ""),
-        port=int(ports[0]) if ports else None,
-        environment={e["name"]: str(e.get("value", "")) for e in chosen.get("environment") or []},
-        health_check=health,
-        health_check_error=health_error,
-        stop_timeout=float(chosen.get("stopTimeout") or DEFAULT_STOP_TIMEOUT),
-        log_configuration=chosen.get("logConfiguration"),
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskRuntime:
-    """What every task process shares: the "image" (app dir, interpreter, PATH) and the agent's settings."""
-
-    state_dir: Path
-    app_dir: Path
-    python: str
-    endpoint_url: str
-    hosts_file: Path
-    taskenv_dir: Path
-    owner: str  # the value of OWNER_ENV
-
-    @property
-    def image_bin(self) -> Path:
-        return self.state_dir / "image" / "bin"
-
-    def prepare(self) -> None:
-        """The image's PATH: a directory with ``python`` and ``python3`` only, as in a slim image
-        (no curl, whatever the host has)."""
-        self.image_bin.mkdir(parents=True, exist_ok=True)
-        for name in ("python", "python3"):
-            script = self.image_bin / name
-            script.write_text(f'#!/bin/sh\nexec "{self.python}" "$@"\n')
-            script.chmod(0o755)
-
-
-def task_environment(spec: ContainerSpec, runtime: TaskRuntime, *, ip: str, region: str, home: Path) -> dict[str, str]:
-    """The image's ENV, then the task definition's environment, then what the ECS agent sets."""
-    env = dict(IMAGE_ENVIRONMENT, PATH=str(runtime.image_bin), HOME=str(home))
-    env.update(spec.environment)
-    env.setdefault("AWS_REGION", region)
-    env.setdefault("AWS_DEFAULT_REGION", env["AWS_REGION"])
-    env.update(TASK_CREDENTIALS)  # the task role's credentials (dummies: the emulator takes any)
-    env.update(
-        {
-            "AWS_ENDPOINT_URL": runtime.endpoint_url,
-            "AWS_EXECUTION_ENV": "AWS_ECS_FARGATE",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "APP_HOST": ip,  # the task's own interface, as 0.0.0.0 is inside its network namespace
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(runtime.taskenv_dir), spec.environment.get("PYTHONPATH")])),
-            "LOCALCLOUD_HOSTS_FILE": str(runtime.hosts_file),
-            OWNER_ENV: runtime.owner,
-        }
-    )
-    return env
-
-
-def exit_code(process: subprocess.Popen) -> int | None:
-    """The exit code as Docker reports it: a signal N is 128 + N (137 for SIGKILL)."""
-    code = process.poll()
-    return 128 - code if code is not None and code < 0 else code
-
-
-def signal_group(pid: int | None, sig: int) -> None:
-    if pid:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig)
-
-
-# -- tasks ----------------------------------------------------------------------------------------
-
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
-@dataclasses.dataclass(eq=False)
-class LocalTask:
-    task_id: str
-    region: str
-    account_id: str
-    cluster_arn: str
-    cluster_name: str
-    service_name: str
-    task_definition_arn: str
-    deployment_id: str
-    container: ContainerSpec
-    cpu: str | None
-    memory: str | None
-    directory: Path
-    created_at: datetime.datetime = dataclasses.field(default_factory=utcnow)
-    last_status: str = "PROVISIONING"
-    desired_status: str = "RUNNING"
-    health_status: str = "UNKNOWN"
-    ip: str | None = None
-    process: subprocess.Popen | None = None
-    health: ContainerHealth | None = None
-    check_process: subprocess.Popen | None = None
-    check_started: float = 0.0
-    targets: list[str] = dataclasses.field(default_factory=list)
-    target_health: dict[str, str] = dataclasses.field(default_factory=dict)
-    started_mono: float = 0.0
-    started_at: datetime.datetime | None = None
-    stopping_at: datetime.datetime | None = None
-    stopped_at: datetime.datetime | None = None
-    stop_reason: str = ""
-    stop_code: str = ""
-    exit_code: int | None = None
-    drain_started: float = 0.0
-    drain_deadline: float = 0.0
-    kill_deadline: float = 0.0
-    killed: bool = False
-    ever_healthy: bool = False
-    failed: bool = False
-    subnet: str | None = None
-
-    @property
-    def arn(self) -> str:
-        return f"arn:aws:ecs:{self.region}:{self.account_id}:task/{self.cluster_name}/{self.task_id}"
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
-
-    @property
-    def port(self) -> int | None:
-        return self.container.port
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    @property
-    def version(self) -> str | None:
-        return self.container.environment.get("APP_VERSION")
-
-    def status(self) -> dict:
-        return {
-            "task_id": self.task_id,
-            "task_arn": self.arn,
-            "region": self.region,
-            "cluster": self.cluster_name,
-            "service": self.service_name,
-            "task_definition": self.task_definition_arn.split("/")[-1],
-            "deployment": self.deployment_id,
-            "image": self.container.image,
-            "version": self.version,
-            "last_status": self.last_status,
-            "desired_status": self.desired_status,
-            "health_status": self.health_status,
-            "address": f"{self.ip}:{self.port}" if self.ip and self.port else self.ip,
-            "pid": self.pid if self.alive else None,
-            "targets": dict(self.target_health),
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "stopped_at": self.stopped_at.isoformat() if self.stopped_at else None,
-            "stopped_reason": self.stop_reason or None,
-            "exit_code": self.exit_code,
-            "logs": str(self.directory),
-        }
-
-
-@dataclasses.dataclass
-class Deployment:
-    id: str
-    task_definition: str
-    status: str = "PRIMARY"
-    created_at: datetime.datetime = dataclasses.field(default_factory=utcnow)
-    updated_at: datetime.datetime = dataclasses.field(default_factory=utcnow)
-    desired: int = 0
-    running: int = 0
-    pending: int = 0
-    failed: int = 0
-    breaker_count: int = 0  # the circuit breaker's count: reset when a task turns healthy
-    rollout_state: str = "IN_PROGRESS"
-    rollout_reason: str = ""
-
-    def __post_init__(self):
-        self.rollout_reason = self.rollout_reason or f"ECS deployment {self.id} in progress."
-
-    def as_api(self, launch_type: str | None, network_configuration: dict | None, platform_version: str | None) -> dict:
-        deployment = {
-            "id": self.id,
-            "status": self.status,
-            "taskDefinition": self.task_definition,
-            "desiredCount": self.desired,
-            "pendingCount": self.pending,
-            "runningCount": self.running,
-            "failedTasks": self.failed,
-            "createdAt": self.created_at,
-            "updatedAt": self.updated_at,
-            "launchType": launch_type,
-            "platformVersion": platform_version,
-            "platformFamily": "Linux",
-            "rolloutState": self.rollout_state,
-            "rolloutStateReason": self.rollout_reason,
-        }
-        if network_configuration:
-            deployment["networkConfiguration"] = network_configuration
-        return deployment
-
-
-def new_deployment_id() -> str:
-    return f"ecs-svc/{uuid.uuid4().int % 10**19:019d}"
-
-
-@dataclasses.dataclass(eq=False)
-class ServiceState:
-    """The data plane's side of one service: its deployments, events and launch throttling."""
-
-    region: str
-    cluster_arn: str
-    cluster_name: str
-    name: str
-    arn: str = ""
-    active: bool = True
-    gone: bool = False
-    desired: int = 0
-    task_definition: str = ""
-    load_balancers: list[dict] = dataclasses.field(default_factory=list)
-    minimum_healthy_percent: int = 100
-    maximum_percent: int = 200
-    circuit_breaker: dict = dataclasses.field(default_factory=dict)
-    grace_period: float = 0.0
-    launch_type: str | None = None
-    platform_version: str | None = None
-    network_configuration: dict | None = None
-    deployments: list[Deployment] = dataclasses.field(default_factory=list)
-    events: list[dict] = dataclasses.field(default_factory=list)
-    consecutive_failures: int = 0
-    next_launch_at: float = 0.0
-    stable_task_definition: str | None = None
-    steady: bool = False
-    unable_reported: bool = False
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.region, self.cluster_arn, self.name)
-
-    @property
-    def primary(self) -> Deployment | None:
-        return next((d for d in self.deployments if d.status == "PRIMARY"), None)
-
-    def event(self, message: str) -> None:
-        self.events.insert(0, {"id": str(uuid.uuid4()), "createdAt": utcnow(), "message": message})
-        del self.events[EVENTS_KEPT:]
-
-    def status(self, tasks: list[LocalTask]) -> dict:
-        mine = [t for t in tasks if t.service_name == self.name and t.cluster_arn == self.cluster_arn]
-        return {
-            "region": self.region,
-            "cluster": self.cluster_name,
-            "service": self.name,
-            "desired": self.desired,
-            "running": sum(t.last_status == "RUNNING" for t in mine),
-            "pending": sum(t.last_status in ("PROVISIONING", "PENDING") for t in mine),
-            "task_definition": self.task_definition.split("/")[-1],
-            "deployments": [
-                {
-                    "id": d.id,
-                    "status": d.status,
-                    "task_definition": d.task_definition.split("/")[-1],
-                    "running": d.running,
-                    "failed": d.failed,
-                    "rollout": d.rollout_state,
-                }
-                for d in self.deployments
-            ],
-            "events": [e["message"] for e in self.events[:5]],
-        }
-
-
-# -- the plane ------------------------------------------------------------------------------------
 
 Clients = Callable[[str, str], object]  # (service, region) -> boto3 client
 
@@ -706,7 +228,7 @@ class EcsPlane:
         if task.last_status != "RUNNING" or task.desired_status != "RUNNING":
             self._progress_stop(task, now)
             return
-        self._run_health_check(task, now)
+        run_health_check(task, self.runtime, now)
         if stop_request is not None:
             self.begin_stop(task, stop_request or "Task stopped by user", "UserInitiated", now)
             return
@@ -761,66 +283,6 @@ class EcsPlane:
             found = [t for t in self.registry.targets(tg) if t.ip == task.ip and t.port == task.port]
             task.target_health[tg] = found[0].health.value if found else "unused"
 
-    def _run_health_check(self, task: LocalTask, now: float) -> None:
-        health = task.health
-        if health is None:
-            return
-        if task.check_process is not None:
-            code = task.check_process.poll()
-            if code is None and now - task.check_started < health.spec.timeout:
-                return
-            if code is None:
-                signal_group(task.check_process.pid, signal.SIGKILL)
-                task.check_process.wait()
-                self._health_log(task, f"health check timed out after {health.spec.timeout:g} s")
-                ok = False
-            else:
-                self._health_log(task, f"health check exited {code}")
-                ok = code == 0
-            task.check_process = None
-            task.health_status = health.record(ok, now)
-            return
-        if not health.due(now):
-            return
-        env = task_environment(
-            task.container, self.runtime, ip=task.ip or "", region=task.region, home=task.directory / "home"
-        )
-        argv = list(health.spec.argv)
-        executable = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=env["PATH"])
-        if executable is None:
-            # What Docker reports for an exec-form check whose program is not in the image.
-            self._health_log(task, f'exec: "{argv[0]}": executable file not found in $PATH')
-            task.health_status = health.record(False, now)
-            return
-        output = open(task.directory / "health.log", "ab")  # noqa: SIM115 - handed to the check process
-        try:
-            task.check_process = subprocess.Popen(
-                [executable, *argv[1:]],
-                cwd=self.runtime.app_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            task.check_started = now
-        except OSError as exc:
-            self._health_log(task, f"health check could not start: {exc}")
-            task.health_status = health.record(False, now)
-        finally:
-            output.close()
-
-    @staticmethod
-    def _health_log(task: LocalTask, line: str) -> None:
-        path = task.directory / "health.log"
-        try:
-            if path.exists() and path.stat().st_size > HEALTH_LOG_LIMIT:
-                path.write_text("")
-            with path.open("a") as handle:
-                handle.write(f"{utcnow().isoformat()} {line}\n")
-        except OSError:
-            pass
-
     def begin_stop(self, task: LocalTask, reason: str, code: str, now: float, *, failed: bool = False) -> None:
         """Drain the task's targets, then SIGTERM (see :meth:`_progress_stop`)."""
         if task.desired_status == "STOPPED":
@@ -828,7 +290,7 @@ class EcsPlane:
         task.desired_status, task.stop_reason, task.stop_code = "STOPPED", reason, code
         task.failed = task.failed or failed
         task.stopping_at = utcnow()
-        self._kill_check(task)
+        kill_health_check(task)
         if task.last_status != "RUNNING" or not task.alive:
             self._finish(task, reason, code, failed=failed)
             return
@@ -867,19 +329,13 @@ class EcsPlane:
             task.target_health[tg] = "unused"
         task.targets = []
 
-    def _kill_check(self, task: LocalTask) -> None:
-        if task.check_process is not None:
-            signal_group(task.check_process.pid, signal.SIGKILL)
-            task.check_process.wait()
-            task.check_process = None
-
     def _finish(self, task: LocalTask, reason: str, code: str, *, failed: bool) -> None:
         """The task is gone: its targets, address, health check and log follow with it."""
         if task.targets:
             for tg in task.targets:
                 self.registry.begin_draining(tg, task.ip, task.port)
             self._deregister(task)
-        self._kill_check(task)
+        kill_health_check(task)
         if task.process is not None:
             if task.process.poll() is None:
                 signal_group(task.pid, signal.SIGKILL)
@@ -1140,7 +596,7 @@ class EcsPlane:
         to what is left after their stop timeout (at most ``timeout``)."""
         running = [t for t in self.tasks.values() if t.last_status != "STOPPED"]
         for task in running:
-            self._kill_check(task)
+            kill_health_check(task)
             for tg in task.targets:
                 self.registry.begin_draining(tg, task.ip, task.port)
             task.desired_status, task.stop_reason = "STOPPED", task.stop_reason or "The local cloud is stopping"
@@ -1158,160 +614,3 @@ class EcsPlane:
             "services": [s.status(tasks) for s in self.services.values()],
             "tasks": [t.status() for t in tasks],
         }
-
-
-# -- reflection into the emulator ------------------------------------------------------------------
-
-
-class _Reflected:
-    """Plain attributes named as moto's serializer looks them up (snake_case of the API's fields)."""
-
-    def __init__(self, **attributes):
-        self.__dict__.update(attributes)
-
-
-class ReflectedTask(_Reflected):
-    """A task as moto's ECS backend keeps one: ``describe_tasks`` serializes it, ``list_tasks``
-    filters it, ``stop_task`` marks it (which the plane then reads as a stop request)."""
-
-    def advance(self) -> None:  # moto's ManagedState hook, called by describe_tasks
-        return None
-
-
-class MotoEcsMirror:
-    """Reflects the plane's tasks, counts, deployments and events into the in-process ECS backend.
-
-    The API has no call to report tasks that a service runs (only ECS itself does that), so this
-    writes moto's own objects: the one place where the plane touches the emulator's ECS internals.
-    """
-
-    def __init__(self, account_id: str):
-        from moto.ecs.models import ecs_backends
-
-        self._backends = ecs_backends
-        self.account_id = account_id
-        self._objects: dict[str, ReflectedTask] = {}
-        self._clusters: set[tuple[str, str]] = set()
-
-    def _backend(self, region: str):
-        return self._backends[self.account_id][region]
-
-    def stop_requests(self, tasks: Iterable[LocalTask]) -> dict[str, str]:
-        """Tasks someone asked to stop through the API (``stop_task``): {task id: reason}."""
-        requests = {}
-        for task in tasks:
-            reflected = self._objects.get(task.task_id)
-            if reflected is not None and task.desired_status == "RUNNING" and reflected.desired_status == "STOPPED":
-                requests[task.task_id] = reflected.stopped_reason or ""
-        return requests
-
-    def sync(self, services: list[ServiceState], tasks: list[LocalTask]) -> None:
-        by_cluster: dict[tuple[str, str], list[LocalTask]] = {}
-        for task in tasks:
-            by_cluster.setdefault((task.region, task.cluster_name), []).append(task)
-        for key in self._clusters - set(by_cluster):
-            by_cluster[key] = []
-        for (region, cluster_name), cluster_tasks in by_cluster.items():
-            backend = self._backend(region)
-            cluster = backend.clusters.get(cluster_name)
-            if cluster is None:
-                continue
-            # A new dict each time: request threads may be iterating the old one.
-            table = {
-                arn: t for arn, t in (backend.tasks.get(cluster_name) or {}).items() if not isinstance(t, ReflectedTask)
-            }
-            for task in cluster_tasks:
-                table[task.arn] = self._reflect(task, cluster.arn)
-            backend.tasks[cluster_name] = table
-            cluster.running_tasks_count = sum(t.last_status == "RUNNING" for t in cluster_tasks)
-            cluster.pending_tasks_count = sum(t.last_status in ("PROVISIONING", "PENDING") for t in cluster_tasks)
-        self._clusters = {key for key, value in by_cluster.items() if value}
-        live_ids = {t.task_id for t in tasks}
-        for task_id in set(self._objects) - live_ids:
-            del self._objects[task_id]
-        for state in services:
-            self._reflect_service(state, tasks)
-
-    def _reflect_service(self, state: ServiceState, tasks: list[LocalTask]) -> None:
-        backend = self._backend(state.region)
-        service = backend.services.get(f"{state.cluster_name}:{state.name}")
-        if service is None:
-            return
-        mine = [t for t in tasks if t.cluster_arn == state.cluster_arn and t.service_name == state.name]
-        service.running_count = sum(t.last_status == "RUNNING" for t in mine)
-        service.pending_count = sum(t.last_status in ("PROVISIONING", "PENDING") for t in mine)
-        known = {d.id for d in state.deployments}
-        api_primary = next((d.get("id") for d in service.deployments or [] if d.get("status") == "PRIMARY"), None)
-        # A deployment started through the API since this round read the service is kept for the next round.
-        if state.deployments and (api_primary is None or api_primary in known):
-            service.deployments = [
-                d.as_api(state.launch_type, state.network_configuration, state.platform_version)
-                for d in state.deployments
-            ]
-        service.events = list(state.events)
-
-    def _reflect(self, task: LocalTask, cluster_arn: str) -> ReflectedTask:
-        reflected = self._objects.get(task.task_id)
-        if reflected is None:
-            reflected = ReflectedTask()
-            self._objects[task.task_id] = reflected
-        interface = []
-        if task.ip:
-            interface = [{"attachmentId": task.task_id, "privateIpv4Address": task.ip}]
-        container = _Reflected(
-            container_arn=f"arn:aws:ecs:{task.region}:{task.account_id}:container/{task.cluster_name}/{task.task_id}/{task.container.name}",
-            task_arn=task.arn,
-            name=task.container.name,
-            image=task.container.image,
-            runtime_id=f"{task.task_id}-{task.container.name}",
-            last_status=task.last_status if task.last_status in ("PENDING", "RUNNING", "STOPPED") else "RUNNING",
-            exit_code=task.exit_code,
-            reason=task.stop_reason if task.last_status == "STOPPED" else None,
-            network_bindings=[],
-            network_interfaces=interface,
-            health_status=task.health_status,
-            cpu="0",
-        )
-        details = [
-            {"name": "subnetId", "value": task.subnet or ""},
-            {"name": "privateIPv4Address", "value": task.ip or ""},
-        ]
-        reflected.__dict__.update(
-            task_arn=task.arn,
-            cluster_arn=cluster_arn,
-            cluster_name=task.cluster_name,
-            task_definition_arn=task.task_definition_arn,
-            container_instance_arn=None,
-            group=f"service:{task.service_name}",
-            started_by=task.deployment_id,
-            launch_type="FARGATE",
-            platform_version="1.4.0",
-            platform_family="Linux",
-            availability_zone=f"{task.region}a",
-            connectivity="CONNECTED" if task.started_at else None,
-            connectivity_at=task.started_at,
-            cpu=task.cpu,
-            memory=task.memory,
-            created_at=task.created_at,
-            pull_started_at=task.created_at,
-            pull_stopped_at=task.started_at,
-            started_at=task.started_at,
-            stopping_at=task.stopping_at,
-            execution_stopped_at=task.stopped_at,
-            stopped_at=task.stopped_at,
-            stopped_reason=task.stop_reason or None,
-            stop_code=task.stop_code or None,
-            last_status=task.last_status,
-            desired_status=task.desired_status,
-            health_status=task.health_status,
-            containers=[container],
-            attachments=[
-                {"id": task.task_id, "type": "ElasticNetworkInterface", "status": "ATTACHED", "details": details}
-            ],
-            overrides={"containerOverrides": [{"name": task.container.name}], "inferenceAcceleratorOverrides": []},
-            tags=[],
-            version=1,
-            enable_execute_command=False,
-            ephemeral_storage={"sizeInGiB": 20},
-        )
-        return reflected
