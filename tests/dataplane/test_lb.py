@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 from multidict import CIMultiDict
 
-from localcloud.dataplane.lb import (
+from localcloud.dataplane.lb.model import (
     FixedResponse,
     Forward,
     RequestFacts,
