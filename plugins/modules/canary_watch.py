@@ -190,7 +190,6 @@ msg:
 """
 
 import math
-import time
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional
 
 from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
@@ -202,6 +201,8 @@ from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_list
 from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import TargetGroupErrorHandler
 from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import find_target_group
 from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import target_group_name
+from ansible_collections.ecs_production.platform.plugins.module_utils.common import Clock
+from ansible_collections.ecs_production.platform.plugins.module_utils.common import Refused
 
 # CloudWatch answers "Throttling", which AWSRetry retries by default.
 CLOUDWATCH_RETRY = AWSRetry.jittered_backoff(retries=10)
@@ -244,20 +245,6 @@ class Look(NamedTuple):
 
     def states(self) -> Dict[str, Optional[str]]:
         return {name: alarm.state if alarm else None for name, alarm in self.alarms.items()}
-
-
-class Refused(Exception):
-    """The watch cannot start."""
-
-
-class Clock:
-    """Monotonic time and sleep; tests replace it."""
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
 
 
 # ---- Input (no AWS call) ----

@@ -235,23 +235,29 @@ import hashlib
 import json
 import secrets
 import socket
-import time
 from datetime import datetime
 from datetime import timedelta
-from datetime import timezone
 from typing import Any
 from typing import Dict
 from typing import List
 from typing import Optional
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 
-UTC = timezone.utc  # noqa: UP017 - datetime.UTC is Python 3.11+, modules run on 3.8+
+from ansible_collections.ecs_production.platform.plugins.module_utils.common import UTC
+from ansible_collections.ecs_production.platform.plugins.module_utils.common import Clock
+from ansible_collections.ecs_production.platform.plugins.module_utils.lock import SSMErrorHandler
+from ansible_collections.ecs_production.platform.plugins.module_utils.lock import Lock
+from ansible_collections.ecs_production.platform.plugins.module_utils.lock import age_seconds
+from ansible_collections.ecs_production.platform.plugins.module_utils.lock import human_duration
+from ansible_collections.ecs_production.platform.plugins.module_utils.lock import isoformat
+from ansible_collections.ecs_production.platform.plugins.module_utils.lock import parse_lock  # noqa: F401 - part of this module's interface
+from ansible_collections.ecs_production.platform.plugins.module_utils.lock import read_lock
+
 DEFAULT_STALE_AFTER = 900
 MAX_VALUE_LENGTH = 4096  # a Standard-tier parameter value
 MAX_NAME_LENGTH = 960  # SSM allows 1011 characters; the claim parameter adds 39
@@ -260,67 +266,10 @@ MAX_TOKEN_LENGTH = 128
 TRIES_PER_ATTEMPT = 3
 LOCK_DESCRIPTION = "Environment lock (ecs_production.platform.environment_lock): delete only to break a dead run's lock"
 CLAIM_DESCRIPTION = "Claim to delete an environment lock (ecs_production.platform.environment_lock), removed at once"
-UNKNOWN_OWNER = "unknown (the lock value was not written by environment_lock)"
 
 ACQUIRED = "acquired"  # this attempt wrote the lock
 ALREADY_HELD = "already held"  # the lock was already held under this task's token
 HELD = "held"  # another run holds the lock
-
-
-class SSMErrorHandler(AWSErrorHandler):
-    @classmethod
-    def _is_missing(cls):
-        return is_boto3_error_code("ParameterNotFound")
-
-
-class Clock:
-    """Wall time for the lock's timestamps; monotonic time and sleep for waiting. Tests replace it."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-
-class Lock:
-    """A lock as found in (or written to) the parameter."""
-
-    def __init__(
-        self,
-        *,
-        raw: str,
-        owner: str,
-        operation: str,
-        acquired_at: datetime,
-        expires_at: datetime,
-        token: Optional[str],
-    ) -> None:
-        self.raw = raw
-        self.owner = owner
-        self.operation = operation
-        self.acquired_at = acquired_at
-        self.expires_at = expires_at
-        self.token = token
-
-    def is_stale(self, now: datetime) -> bool:
-        return now >= self.expires_at
-
-    def summary(self) -> Dict[str, str]:
-        """The lock without its token: what diff mode shows."""
-        return {
-            "owner": self.owner,
-            "operation": self.operation,
-            "acquired_at": isoformat(self.acquired_at),
-            "expires_at": isoformat(self.expires_at),
-        }
-
-    def describe(self, now: datetime) -> Dict[str, Any]:
-        """The holder as returned to the caller."""
-        return dict(self.summary(), age_seconds=age_seconds(self, now), stale=self.is_stale(now))
 
 
 class Request:
@@ -359,33 +308,6 @@ class Outcome:
 # ---- lock values ------------------------------------------------------------------------------
 
 
-def isoformat(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
-
-
-def parse_time(text: Any) -> Optional[datetime]:
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def age_seconds(lock: Lock, now: datetime) -> int:
-    return max(0, round((now - lock.acquired_at).total_seconds()))
-
-
-def human_duration(seconds: float) -> str:
-    seconds = round(max(0, seconds))
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min {seconds % 60} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-
-
 def new_lock(request: Request, now: datetime) -> Lock:
     """The lock this task writes: the JSON value and its parsed form."""
     expires_at = now + timedelta(seconds=request.stale_after)
@@ -407,42 +329,12 @@ def new_lock(request: Request, now: datetime) -> Lock:
     )
 
 
-def parse_lock(parameter: Dict[str, Any], stale_after: int) -> Lock:
-    """A lock from the parameter GetParameter returned. A value this module did not write is a lock of an
-    unknown owner, stale `stale_after` seconds after the parameter was last modified."""
-    raw = parameter.get("Value", "")
-    modified = parameter.get("LastModifiedDate")
-    modified = modified.astimezone(UTC) if isinstance(modified, datetime) else datetime.now(UTC)
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict) or not isinstance(value.get("token"), str):
-        expires_at = modified + timedelta(seconds=stale_after)
-        return Lock(raw=raw, owner=UNKNOWN_OWNER, operation="", acquired_at=modified, expires_at=expires_at, token=None)
-    acquired_at = parse_time(value.get("acquired_at")) or modified
-    expires_at = parse_time(value.get("expires_at")) or acquired_at + timedelta(seconds=stale_after)
-    return Lock(
-        raw=raw,
-        owner=str(value.get("owner") or "unknown"),
-        operation=str(value.get("operation") or ""),
-        acquired_at=acquired_at,
-        expires_at=expires_at,
-        token=value["token"],
-    )
-
-
 def claim_name(name: str, lock: Lock) -> str:
     """The parameter whose creation entitles one run to delete this very lock value."""
     return f"{name}.claim-{hashlib.sha256(lock.raw.encode('utf-8')).hexdigest()[:32]}"
 
 
 # ---- AWS calls ----------------------------------------------------------------------------------
-
-
-@SSMErrorHandler.list_error_handler("read the lock parameter")
-def get_parameter(client, name: str) -> Optional[Dict[str, Any]]:
-    return client.get_parameter(aws_retry=True, Name=name)["Parameter"]
 
 
 @SSMErrorHandler.common_error_handler("create the lock parameter")
@@ -462,11 +354,6 @@ def create_parameter(client, name: str, value: str, description: str, tags: Opti
 def delete_parameter(client, name: str) -> bool:
     client.delete_parameter(aws_retry=True, Name=name)
     return True
-
-
-def read_lock(client, name: str, stale_after: int) -> Optional[Lock]:
-    parameter = get_parameter(client, name)
-    return None if parameter is None else parse_lock(parameter, stale_after)
 
 
 # ---- the protocol ---------------------------------------------------------------------------------
