@@ -153,19 +153,41 @@ def find_target_group(client, name_or_arn: str) -> Optional[Dict[str, Any]]:
     return found[0] if found else None
 
 
+@TargetGroupErrorHandler.list_error_handler("describe target groups", default_value=None)
+def describe_target_groups(client, key: str, refs: List[str]) -> Optional[List[Dict[str, Any]]]:
+    """DescribeTargetGroups for several names (key "Names") or ARNs ("TargetGroupArns") in one call; None when
+    any of them does not exist (AWS then refuses the whole call)."""
+    return client.describe_target_groups(aws_retry=True, **{key: refs})["TargetGroups"]
+
+
+def find_target_groups(client, refs: Iterable[str]) -> Dict[str, Dict[str, Any]]:
+    """{name or ARN: target group} for every reference that exists: one call for the names and one for the
+    ARNs, one call per reference only when some are missing."""
+    unique = list(dict.fromkeys(refs))
+    found: Dict[str, Dict[str, Any]] = {}
+    for key, batch in (
+        ("Names", [r for r in unique if not is_arn(r)]),
+        ("TargetGroupArns", [r for r in unique if is_arn(r)]),
+    ):
+        if not batch:
+            continue
+        groups = describe_target_groups(client, key, batch)
+        if groups is None:
+            groups = [group for ref in batch for group in [find_target_group(client, ref)] if group is not None]
+        for group in groups:
+            arn = group["TargetGroupArn"]
+            found[arn if key == "TargetGroupArns" else group.get("TargetGroupName") or target_group_name(arn)] = group
+    return found
+
+
 def resolve_target_group_arns(client, refs: Iterable[str]) -> Dict[str, str]:
     """Map each target group name or ARN to the ARN; raise AnsibleAWSError naming every one not found."""
-    resolved: Dict[str, str] = {}
-    missing: List[str] = []
-    for ref in dict.fromkeys(refs):
-        target_group = find_target_group(client, ref)
-        if target_group is None:
-            missing.append(ref)
-        else:
-            resolved[ref] = target_group["TargetGroupArn"]
+    refs = list(dict.fromkeys(refs))
+    found = find_target_groups(client, refs)
+    missing = [ref for ref in refs if ref not in found]
     if missing:
         raise AnsibleAWSError(message=f"Target group(s) not found: {', '.join(missing)}")
-    return resolved
+    return {ref: found[ref]["TargetGroupArn"] for ref in refs}
 
 
 @TargetGroupErrorHandler.common_error_handler("describe target health")

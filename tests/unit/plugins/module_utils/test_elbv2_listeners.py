@@ -323,15 +323,47 @@ def test_resolve_actions_replaces_names_and_writes_forward_config_only():
     assert "TargetGroupName" not in single[0] and "TargetGroupArn" not in single[0]
 
 
-def test_resolve_target_group_arns_by_name_and_arn():
+def describe_known(known: dict):
+    """describe_target_groups as AWS answers it for these {name or ARN: ARN}: every reference, or
+    TargetGroupNotFound for the whole call when one is missing."""
+
+    def describe(**kw):
+        refs = kw.get("Names") or kw.get("TargetGroupArns")
+        if any(ref not in known for ref in refs):
+            raise client_error("TargetGroupNotFound")
+        return {
+            "TargetGroups": [
+                {"TargetGroupArn": known[ref], "TargetGroupName": lu.target_group_name(known[ref])} for ref in refs
+            ]
+        }
+
+    return describe
+
+
+def test_resolve_target_group_arns_reads_names_and_arns_in_one_call_each():
     client = MagicMock()
-    client.describe_target_groups.side_effect = lambda **kw: {
-        "TargetGroups": [{"TargetGroupArn": BLUE if kw.get("Names") == ["app-blue"] else GREEN}]
+    client.describe_target_groups.side_effect = describe_known({"app-blue": BLUE, "app-green": GREEN, GREEN: GREEN})
+    assert lu.resolve_target_group_arns(client, ["app-blue", GREEN, "app-green", "app-blue"]) == {
+        "app-blue": BLUE,
+        GREEN: GREEN,
+        "app-green": GREEN,
     }
-    assert lu.resolve_target_group_arns(client, ["app-blue", GREEN, "app-blue"]) == {"app-blue": BLUE, GREEN: GREEN}
     assert client.describe_target_groups.call_count == 2
-    client.describe_target_groups.assert_any_call(aws_retry=True, Names=["app-blue"])
+    client.describe_target_groups.assert_any_call(aws_retry=True, Names=["app-blue", "app-green"])
     client.describe_target_groups.assert_any_call(aws_retry=True, TargetGroupArns=[GREEN])
+
+
+def test_resolve_target_group_arns_looks_one_by_one_only_when_one_is_missing():
+    client = MagicMock()
+    client.describe_target_groups.side_effect = describe_known({"app-blue": BLUE})
+    with pytest.raises(AnsibleAWSError, match="Target group\\(s\\) not found: gone$"):
+        lu.resolve_target_group_arns(client, ["app-blue", "gone"])
+    # The batch, then each name alone to tell which one is missing.
+    assert [c.kwargs["Names"] for c in client.describe_target_groups.call_args_list] == [
+        ["app-blue", "gone"],
+        ["app-blue"],
+        ["gone"],
+    ]
 
 
 def test_resolve_target_group_arns_names_every_missing_one():

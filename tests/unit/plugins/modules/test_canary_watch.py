@@ -113,10 +113,11 @@ class FakeAWS:
 
     def describe_target_groups(self, **kwargs):
         self._record("describe_target_groups", kwargs)
-        ref = (kwargs.get("Names") or kwargs.get("TargetGroupArns"))[0]
-        if ref not in self.target_groups:
+        # As AWS: every reference described, or TargetGroupNotFound for the whole call.
+        refs = kwargs.get("Names") or kwargs.get("TargetGroupArns")
+        if any(ref not in self.target_groups for ref in refs):
             raise client_error("TargetGroupNotFound")
-        return {"TargetGroups": [{"TargetGroupArn": self.target_groups[ref]}]}
+        return {"TargetGroups": [{"TargetGroupArn": self.target_groups[ref]} for ref in refs]}
 
     def describe_target_health(self, **kwargs):
         if not self.alarms_watched():

@@ -410,10 +410,11 @@ class FakeClient:
 
     def describe_target_groups(self, **kwargs):
         self._record("describe_target_groups", kwargs)
-        ref = (kwargs.get("Names") or kwargs.get("TargetGroupArns"))[0]
-        if ref not in TARGET_GROUPS:
+        # As AWS: every reference described, or TargetGroupNotFound for the whole call.
+        refs = kwargs.get("Names") or kwargs.get("TargetGroupArns")
+        if any(ref not in TARGET_GROUPS for ref in refs):
             raise client_error("TargetGroupNotFound")
-        return {"TargetGroups": [{"TargetGroupArn": TARGET_GROUPS[ref]}]}
+        return {"TargetGroups": [{"TargetGroupArn": TARGET_GROUPS[ref]} for ref in refs]}
 
     def describe_tags(self, **kwargs):
         self._record("describe_tags", kwargs)
