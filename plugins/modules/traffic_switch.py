@@ -84,6 +84,15 @@ options:
       - Switch even when the health gate fails (a warning says which colour failed it).
     type: bool
     default: false
+  record:
+    description:
+      - "Where this switch comes from and where it goes, C({from: COLOUR, to: COLOUR}), kept as the tags
+        C(BlueGreenFrom) and C(BlueGreenTo) of the listener, so that a rollback can find where the last swap
+        came from (M(ecs_production.platform.bluegreen_info) returns them as its C(state.last_swap))."
+      - Written just before the weights, and only when they change and the health gate passed; a refused or
+        unneeded switch leaves the record as it was.
+    type: dict
+    version_added: 0.1.0
   wait_healthy_timeout:
     description:
       - How many seconds to wait for the health gate to pass (it is checked again every 5 seconds) before
@@ -93,8 +102,8 @@ options:
     default: 0
 notes:
   - Requires the IAM permissions C(elasticloadbalancing:DescribeLoadBalancers), C(DescribeListeners),
-    C(DescribeTargetGroups), C(DescribeTargetHealth) and C(ModifyListener), and with O(services)
-    C(ecs:DescribeServices).
+    C(DescribeTargetGroups), C(DescribeTargetHealth) and C(ModifyListener), with O(record)
+    C(elasticloadbalancing:AddTags), and with O(services) C(ecs:DescribeServices).
   - Every option is checked before any AWS call; bad weights or colours fail without reaching AWS.
   - "The listener is written only when a colour's weight differs from the one asked for. Weights are compared
     as they are: a listener that forwards to blue alone with the implicit weight 1 is rewritten as
@@ -124,6 +133,18 @@ EXAMPLES = r"""
         service: items-green
     wait_healthy_timeout: 300
   register: switch
+
+- name: Swap to green, recording where it came from (for a rollback)
+  ecs_production.platform.traffic_switch:
+    load_balancer_name: ecs-prod
+    port: 443
+    target_groups:
+      blue: ecs-prod-blue
+      green: ecs-prod-green
+    color: green
+    record:
+      from: blue
+      to: green
 
 - name: Canary - 10 % of the traffic to green
   ecs_production.platform.traffic_switch:
@@ -228,6 +249,11 @@ health:
     passed:
       description: Whether the colour passed the gate.
       type: bool
+record:
+  description: The record written on the listener, C({from, to}); null when none was written.
+  returned: always
+  type: dict
+  sample: {from: blue, to: green}
 msg:
   description: What was done, or why the switch was refused.
   returned: always
@@ -244,7 +270,10 @@ from ansible_collections.amazon.aws.plugins.module_utils.exceptions import Ansib
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.ecs_production.platform.plugins.module_utils.bluegreen import RECORD_FROM
+from ansible_collections.ecs_production.platform.plugins.module_utils.bluegreen import RECORD_TO
 from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import ELBV2_RETRY
+from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import add_tags
 from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import MAX_FORWARD_TARGET_GROUPS
 from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import count_healthy_targets
 from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import describe_listener
@@ -258,6 +287,7 @@ from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_list
 from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import resolve_target_group_arns
 from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import target_group_name
 from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import with_forward_weights
+from ansible_collections.ecs_production.platform.plugins.module_utils.common import Refused
 
 # ECS answers "ThrottlingException", which AWSRetry does not retry by default.
 ECS_RETRY = AWSRetry.jittered_backoff(retries=10, catch_extra_error_codes=["ThrottlingException"])
@@ -288,6 +318,7 @@ class Request(NamedTuple):
     min_healthy: int
     force: bool
     wait_timeout: int
+    record: Optional[Dict[str, str]] = None
 
 
 class Health(NamedTuple):
@@ -314,15 +345,6 @@ class Health(NamedTuple):
         if self.service is not None:
             wanted += f" (its service {self.service} desires {self.desired})"
         return found + wanted
-
-
-class Refused(Exception):
-    """The switch cannot or must not be made; nothing was changed."""
-
-    def __init__(self, message: str, **result):
-        super().__init__(message)
-        self.message = message
-        self.result = result
 
 
 class ServiceErrorHandler(AWSErrorHandler):
@@ -374,6 +396,7 @@ def check_params(params: Mapping[str, Any]) -> List[str]:
         problems.append(f"color {color!r} is not a colour of target_groups ({', '.join(target_groups)})")
     problems.extend(_check_weights(params.get("weights"), target_groups))
     problems.extend(_check_services(params.get("services"), target_groups))
+    problems.extend(_check_record(params.get("record"), target_groups))
     if params.get("min_healthy", 1) < 1:
         problems.append(f"min_healthy must be at least 1, not {params['min_healthy']} (force=true skips the gate)")
     if params.get("wait_healthy_timeout", 0) < 0:
@@ -404,6 +427,21 @@ def _check_services(services: Optional[Mapping[str, Any]], target_groups: Mappin
             problems.append(f"services: {color!r} is not a colour of target_groups ({', '.join(target_groups)})")
         if parse_service(value) is None:
             problems.append(f"services.{color} must be CLUSTER/SERVICE or a dict with cluster and service")
+    return problems
+
+
+def _check_record(record: Optional[Mapping[str, Any]], target_groups: Mapping[str, Any]) -> List[str]:
+    if record is None:
+        return []
+    if set(record) != {"from", "to"}:
+        return [f"record must be {{from: COLOUR, to: COLOUR}}, not {dict(record)!r}"]
+    problems = [
+        f"record.{key} {record[key]!r} is not a colour of target_groups ({', '.join(target_groups)})"
+        for key in ("from", "to")
+        if target_groups and record[key] not in target_groups
+    ]
+    if record["from"] == record["to"]:
+        problems.append(f"record.from and record.to must differ (both are {record['to']!r})")
     return problems
 
 
@@ -444,6 +482,7 @@ def request_from_params(params: Mapping[str, Any]) -> Request:
         min_healthy=params.get("min_healthy", 1),
         force=params.get("force", False),
         wait_timeout=params.get("wait_healthy_timeout", 0),
+        record=dict(params["record"]) if params.get("record") else None,
     )
 
 
@@ -619,6 +658,7 @@ def switch(module, client, request: Request) -> Dict[str, Any]:
         "before": before,
         "target_group_weights": {"before": weights_by_name(before_by_arn)},
         "health": {},
+        "record": None,
         "diff": {"before": dict(before), "after": dict(request.weights)},
     }
 
@@ -641,6 +681,10 @@ def switch(module, client, request: Request) -> Dict[str, Any]:
         module.warn(f"force=true: switching although {problem}")
 
     wanted = arn_weights(arns, request.weights, others)
+    if request.record:
+        output["record"] = dict(request.record)
+        if not module.check_mode:
+            add_tags(client, listener_arn, {RECORD_FROM: request.record["from"], RECORD_TO: request.record["to"]})
     if module.check_mode:
         after, after_by_arn = dict(request.weights), wanted
     else:
@@ -672,6 +716,7 @@ def main() -> None:
         services=dict(type="dict"),
         force=dict(type="bool", default=False),
         wait_healthy_timeout=dict(type="int", default=0),
+        record=dict(type="dict"),
     )
     module = AnsibleAWSModule(
         argument_spec=argument_spec,

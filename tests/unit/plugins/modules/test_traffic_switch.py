@@ -703,7 +703,7 @@ class FakeClient:
     """The API calls traffic_switch makes, over one load balancer with one listener and over ECS; records
     every call and checks it asked for retries."""
 
-    WRITES = ("modify_listener",)
+    WRITES = ("modify_listener", "add_tags")
 
     def __init__(self, current: dict | None = None, healthy: dict | None = None, desired: dict | None = None):
         self.listeners = [copy.deepcopy(current or listener())]
@@ -750,10 +750,11 @@ class FakeClient:
 
     def describe_target_groups(self, **kwargs):
         self._record("describe_target_groups", kwargs)
-        ref = (kwargs.get("Names") or kwargs.get("TargetGroupArns"))[0]
-        if ref not in TARGET_GROUPS:
+        # As AWS: every reference described, or TargetGroupNotFound for the whole call.
+        refs = kwargs.get("Names") or kwargs.get("TargetGroupArns")
+        if any(ref not in TARGET_GROUPS for ref in refs):
             raise client_error("TargetGroupNotFound")
-        return {"TargetGroups": [{"TargetGroupArn": TARGET_GROUPS[ref]}]}
+        return {"TargetGroups": [{"TargetGroupArn": TARGET_GROUPS[ref]} for ref in refs]}
 
     def describe_target_health(self, **kwargs):
         self._record("describe_target_health", kwargs)
@@ -766,6 +767,10 @@ class FakeClient:
         if label not in self.desired:
             return {"services": [], "failures": [{"arn": label, "reason": "MISSING"}]}
         return {"services": [{"status": "ACTIVE", "desiredCount": self.desired[label]}], "failures": []}
+
+    def add_tags(self, **kwargs):
+        self._record("add_tags", kwargs)
+        self.tags = {tag["Key"]: tag["Value"] for tag in kwargs["Tags"]}
 
     def modify_listener(self, **kwargs):
         self._record("modify_listener", kwargs)
@@ -837,6 +842,9 @@ MAIN_ARGS = {"load_balancer_name": "app", "port": 443, "target_groups": COLORS}
         ),
         ({"color": "blue", "listener_arn": LISTENER_ARN}, "mutually exclusive: listener_arn|load_balancer_name"),
         ({"color": "blue", "min_healthy": "two"}, "min_healthy"),
+        ({"color": "blue", "record": {"from": "green"}}, "record must be {from: COLOUR, to: COLOUR}"),
+        ({"color": "blue", "record": {"from": "red", "to": "blue"}}, "record.from 'red' is not a colour"),
+        ({"color": "blue", "record": {"from": "blue", "to": "blue"}}, "record.from and record.to must differ"),
     ],
 )
 def test_main_rejects_bad_input_before_any_client(monkeypatch, capsys, args, message):
@@ -932,3 +940,36 @@ def test_main_retries_throttling(monkeypatch, capsys):
     assert client.names().count("describe_services") == 3
     assert client.names().count("modify_listener") == 2
     assert client.listeners[0]["DefaultActions"][0]["ForwardConfig"]["TargetGroups"][1]["Weight"] == 100
+
+
+# ---- the record of where a swap comes from ----
+
+
+def test_main_records_where_the_swap_comes_from_on_the_listener_before_switching(monkeypatch, capsys):
+    client = FakeClient(listener(100, 0))
+    args = dict(MAIN_ARGS, color="green", record={"from": "blue", "to": "green"})
+    result, _factory = run_main(monkeypatch, capsys, args, client)
+    assert result["changed"] is True
+    assert result["record"] == {"from": "blue", "to": "green"}
+    # The record first, then the weights: a run killed in between leaves the record of a swap not made,
+    # which a rollback reads as "go back to blue" while blue has all the traffic - the idle colour then.
+    assert [name for name, _kwargs in client.writes] == ["add_tags", "modify_listener"]
+    tags_call = client.writes[0][1]
+    assert tags_call["ResourceArns"] == [LISTENER_ARN]
+    assert client.tags == {"BlueGreenFrom": "blue", "BlueGreenTo": "green"}
+
+
+@pytest.mark.parametrize(
+    ("current", "healthy", "check_mode"),
+    [
+        pytest.param((0, 100), {}, False, id="nothing to switch"),
+        pytest.param((100, 0), {GREEN: 0}, False, id="refused by the gate"),
+        pytest.param((100, 0), {}, True, id="check mode"),
+    ],
+)
+def test_main_writes_no_record_when_the_weights_are_not_written(monkeypatch, capsys, current, healthy, check_mode):
+    client = FakeClient(listener(*current), healthy=healthy)
+    args = dict(MAIN_ARGS, color="green", record={"from": "blue", "to": "green"})
+    result, _factory = run_main(monkeypatch, capsys, args, client, check_mode=check_mode)
+    assert client.writes == []
+    assert result["record"] == ({"from": "blue", "to": "green"} if check_mode else None)
