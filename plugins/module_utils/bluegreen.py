@@ -341,9 +341,9 @@ def status_lines(state: Mapping[str, Any], name_prefix: str = "") -> List[str]:
 def traffic_lines(state: Optional[Mapping[str, Any]]) -> List[str]:
     """Two lines for a summary: the production listener's weights and each colour's desired count."""
     if not state:
-        return ["weights        none", "services       none"]
+        return ["weights 443    none", "services       none"]
     weights = " / ".join(f"{color} {weight}" for color, weight in state["weights"].items())
     services = " / ".join(
         f"{color} desired {c['desired']}" if c["exists"] else f"{color} none" for color, c in state["colors"].items()
     )
-    return [f"weights        {weights}", f"services       {services}"]
+    return [f"weights 443    {weights}", f"services       {services}"]

@@ -415,17 +415,19 @@ def bg_writes(calls: list[dict], ignore_lock: bool = True) -> list[str]:
 
 def bg_snapshot(cloud: LocalCloud) -> dict:
     """What a blue/green operation could change, read through the API: every listener's default
-    actions, the services' task definitions, desired counts and deployments, the registered task
-    definitions, the cluster's tags, the alarms' states, the SSM parameters (with their versions)
-    and the images. Counts of running tasks and events are left out (the data plane moves them)."""
+    actions and tags (the swap's record), the services' task definitions, desired counts and
+    deployments, the registered task definitions, the cluster's tags, the alarms' states, the SSM
+    parameters (with their versions) and the images. Counts of running tasks and events are left out (the data plane moves them)."""
     from tests.e2e.platform_support import ENVIRONMENT, PREFIX, PROJECT
 
     prefix = PREFIX
     elbv2, ecs, cw, ssm, ecr = (cloud.client(s) for s in ("elbv2", "ecs", "cloudwatch", "ssm", "ecr"))
     lb = elbv2.describe_load_balancers(Names=[f"{prefix}-alb"])["LoadBalancers"][0]
-    listeners = {
-        li["Port"]: li["DefaultActions"]
-        for li in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    described = elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    listeners = {li["Port"]: li["DefaultActions"] for li in described}
+    listener_tags = {
+        d["ResourceArn"]: sorted((t["Key"], t["Value"]) for t in d["Tags"])
+        for d in elbv2.describe_tags(ResourceArns=[li["ListenerArn"] for li in described])["TagDescriptions"]
     }
     services = {
         s["serviceName"]: {
@@ -441,6 +443,7 @@ def bg_snapshot(cloud: LocalCloud) -> dict:
         parameters.update({p["Name"]: p["Version"] for p in page["Parameters"]})
     return {
         "listeners": listeners,
+        "listener_tags": {li["Port"]: listener_tags.get(li["ListenerArn"], []) for li in described},
         "services": services,
         "task_definitions": sorted(ecs.list_task_definitions()["taskDefinitionArns"]),
         "cluster_tags": sorted(

@@ -70,7 +70,10 @@ def flat(text: str) -> str:
 def status_rows(output: str) -> dict[str, dict]:
     """The colour rows of status.yml's table: {colour: {marked, weight, test, version, ...}}."""
     rows = {}
-    pattern = re.compile(r"^\s*(blue|green)(\*?)\s+(\d+)%\s+(\S+?)%?\s+(\S+)\s+(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s", re.M)
+    # Each row is an item of the list status.yml prints ("- blue* 100% ...").
+    pattern = re.compile(
+        r"^\s*(?:- )?(blue|green)(\*?)\s+(\d+)%\s+(\S+?)%?\s+(\S+)\s+(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s", re.M
+    )
     for m in pattern.finditer(output):
         rows[m.group(1)] = {
             "marked": m.group(2) == "*",
@@ -145,7 +148,7 @@ def test_status_shows_the_table_with_the_active_colour_marked(cloud):
     assert run.returncode == 0, run.tail()
     assert run.changed == 0, run.tail()
     assert re.search(
-        r"^\s*colour\s+weight\s+test\s+version\s+task definition\s+desired\s+running\s+healthy\s+deployed",
+        r"^\s*(?:- )?colour\s+weight\s+test\s+version\s+task definition\s+desired\s+running\s+healthy\s+deployed",
         run.stdout,
         re.M,
     ), run.tail()
@@ -163,7 +166,8 @@ def test_status_shows_the_table_with_the_active_colour_marked(cloud):
     assert rows["green"]["marked"] is False
     assert (rows["green"]["weight"], rows["green"]["desired"]) == (0, 0)
     assert re.match(rf"{PREFIX}-blue:\d+$", rows["blue"]["task_definition"])
-    assert "alarms: blue-5xx OK, blue-unhealthy-hosts OK, green-5xx OK, green-unhealthy-hosts OK" in run.stdout
+    assert "alarms: blue-5xx OK, blue-unhealthy-hosts OK, green-5xx OK, green-unhealthy-hosts OK" in flat(run.stdout)
+    assert "last swap: none recorded" in run.stdout
     assert "lock: free" in run.stdout
 
 

@@ -112,7 +112,7 @@ def test_teardown_after_a_provision_killed_midway_leaves_nothing(api):
 
     # The killed run still holds the environment's lock: teardown refuses, naming it, and changes nothing.
     left = live_resources(api)
-    refused = run_playbook(api, "teardown", "-e", "bluegreen_lock_wait=2")
+    refused = run_playbook(api, "teardown", "-e", "platform_lock_wait=2")
     assert refused.returncode != 0, refused.tail()
     assert "is held by" in refused.output, refused.tail()
     assert live_resources(api) == left

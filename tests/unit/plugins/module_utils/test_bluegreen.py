@@ -299,10 +299,10 @@ def test_status_lines_mark_the_active_colour_and_list_alarms_last_swap_and_lock(
 
 def test_traffic_lines_with_and_without_a_state():
     assert filters.bluegreen_traffic_lines(state()) == [
-        "weights        blue 100 / green 0",
+        "weights 443    blue 100 / green 0",
         "services       blue desired 2 / green desired 2",
     ]
-    assert filters.bluegreen_traffic_lines(None) == ["weights        none", "services       none"]
+    assert filters.bluegreen_traffic_lines(None) == ["weights 443    none", "services       none"]
 
 
 @pytest.mark.parametrize("name", ["bluegreen_status_lines", "bluegreen_deploy_size"])
