@@ -417,7 +417,8 @@ def bg_snapshot(cloud: LocalCloud) -> dict:
     """What a blue/green operation could change, read through the API: every listener's default
     actions and tags (the swap's record), the services' task definitions, desired counts and
     deployments, the registered task definitions, the cluster's tags, the alarms' states, the SSM
-    parameters (with their versions) and the images. Counts of running tasks and events are left out (the data plane moves them)."""
+    parameters (with their versions) and the images. Counts of running tasks and events are left
+    out (the data plane moves them)."""
     from tests.e2e.platform_support import ENVIRONMENT, PREFIX, PROJECT
 
     prefix = PREFIX
