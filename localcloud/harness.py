@@ -1,0 +1,249 @@
+"""A whole local cloud driven from Python: the AWS API and the data plane on free loopback ports, the
+collection's playbooks run against it, its requests recorded. Shared by the end-to-end tests and the
+benchmarks (``tests/e2e``, ``bench/``), which import it as ``localcloud.harness``.
+
+    cloud = LocalCloud(record=True)
+    cloud.up()
+    run = cloud.playbook("provision")          # a Run: returncode, stdout, stderr, changed
+    cloud.cli("publish", "v1", "--redeploy")
+    cloud.recorder.start(); cloud.playbook("swap", "-e", "color=green"); calls = cloud.recorder.stop()
+    cloud.down()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localcloud.awsapi import free_port
+from localcloud.recorder import ApiRecorder
+
+REPO = Path(__file__).resolve().parent.parent
+RECAP = re.compile(r"^localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+UNVERIFIED = ssl._create_unverified_context()  # noqa: S323 - the local load balancer's own certificate
+
+PROJECT, ENVIRONMENT = "ecs-prod", "local"  # inventories/local
+PREFIX = f"{PROJECT}-{ENVIRONMENT}"
+
+
+@dataclass
+class Run:
+    """What a playbook run printed and how it ended."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float = 0.0
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    @property
+    def changed(self) -> int:
+        found = RECAP.findall(self.stdout)
+        assert found, f"no play recap in the output:\n{self.output[-5000:]}"
+        return int(found[-1][1])
+
+    def tail(self, chars: int = 6000) -> str:
+        return self.output[-chars:]
+
+
+def playbook_env(api, extra: dict | None = None) -> dict:
+    """The environment of an ansible-playbook run against the AWS API at ``api.endpoint_url``, with this
+    repository's ansible.cfg and the interpreter's own bin directory first on the PATH."""
+    env = dict(
+        os.environ,
+        AWS_ENDPOINT_URL=api.endpoint_url,
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    )
+    env.update(extra or {})
+    return env
+
+
+def run_playbook(api, name: str, *args: str, env: dict | None = None, timeout: int = 900) -> Run:
+    """``ansible-playbook playbooks/<name>.yml ARGS`` against ``api`` (anything with an endpoint_url)."""
+    started = time.monotonic()
+    result = subprocess.run(
+        ["ansible-playbook", str(REPO / "playbooks" / f"{name}.yml"), *args],
+        cwd=REPO,
+        env=playbook_env(api, env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Run(result.returncode, result.stdout, result.stderr, time.monotonic() - started)
+
+
+@dataclass
+class LocalCloud:
+    """``bin/localcloud`` with its own state dir and ports; ``.https`` is the ALB's 443 listener. With
+    ``record``, its AWS API can record requests (``.recorder``) into a file of its own."""
+
+    state_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="lc-", dir="/tmp")))
+    api_port: int = field(default_factory=free_port)
+    http_port: int = field(default_factory=free_port)
+    https_port: int = field(default_factory=free_port)
+    test_port: int = field(default_factory=free_port)
+    record: bool = False
+
+    def __post_init__(self) -> None:
+        self.state_dir.chmod(0o711)  # PostgreSQL runs as an unprivileged user when we are root
+        self.recorder = ApiRecorder(self.endpoint_url) if self.record else None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def https(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
+
+    @property
+    def test_url(self) -> str:
+        return f"https://127.0.0.1:{self.test_port}"
+
+    def cli(self, *args: str, timeout: int = 300, check: bool = True, env: dict | None = None):
+        full_env = dict(
+            os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {})
+        )
+        result = subprocess.run(
+            [str(REPO / "bin" / "localcloud"), "--state-dir", str(self.state_dir), *args],
+            cwd=REPO,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"localcloud {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def up(self) -> None:
+        # moto's recorder writes where its process is told to: a file of this cloud's, never the repository.
+        env = {"MOTO_RECORDER_FILEPATH": str(self.state_dir / "moto_recording")} if self.record else None
+        self.cli(
+            "up",
+            "--port",
+            str(self.api_port),
+            "--listener-port",
+            f"80={self.http_port}",
+            "--listener-port",
+            f"443={self.https_port}",
+            "--listener-port",
+            f"9443={self.test_port}",
+            env=env,
+        )
+
+    def down(self) -> None:
+        self.cli("down", timeout=180, check=False)
+
+    def status(self) -> dict:
+        return json.loads(self.cli("status", "--json", check=False).stdout)
+
+    def playbook(self, name: str, *args: str, timeout: int = 900, env: dict | None = None) -> Run:
+        """A playbook against this cloud, its smoke test going through this cloud's test listener."""
+        extra = {"ANSIBLE_NOCOLOR": "1", **(env or {})}
+        return run_playbook(
+            self, name, "-e", f"bluegreen_smoke_test_base_url={self.test_url}", *args, env=extra, timeout=timeout
+        )
+
+    def client(self, service: str):
+        import boto3
+
+        return boto3.client(
+            service,
+            region_name="us-east-1",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - the emulator takes any credentials
+        )
+
+
+def request(method: str, url: str, body: dict | None = None, timeout: float = 10) -> tuple[int, dict, dict]:
+    """(status, JSON body, headers); connection errors raise OSError."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=UNVERIFIED) as response:
+            raw = response.read()
+            return response.status, (json.loads(raw) if raw else {}), dict(response.headers)
+    except urllib.error.HTTPError as error:
+        raw = error.read()
+        try:
+            parsed = json.loads(raw) if raw else {}
+        except ValueError:
+            parsed = {"raw": raw.decode(errors="replace")}
+        return error.code, parsed, dict(error.headers)
+
+
+def wait_for(predicate, timeout: float, interval: float = 1.0, what: str = "condition"):
+    """The predicate's first truthy value, polled every ``interval`` seconds for up to ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+def healthy_targets(cloud: LocalCloud, color: str) -> int:
+    elbv2 = cloud.client("elbv2")
+    arn = elbv2.describe_target_groups(Names=[f"{PREFIX}-{color}"])["TargetGroups"][0]["TargetGroupArn"]
+    return sum(
+        1
+        for d in elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+        if d["TargetHealth"]["State"] == "healthy"
+    )
+
+
+def listener_weights(cloud: LocalCloud, port: int = 443) -> dict[str, int]:
+    """{colour: weight} of a listener's forward action (443, or the test listener 9443)."""
+    elbv2 = cloud.client("elbv2")
+    lb = elbv2.describe_load_balancers(Names=[f"{PREFIX}-alb"])["LoadBalancers"][0]
+    listener = next(
+        li for li in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"] if li["Port"] == port
+    )
+    forward = next(a for a in listener["DefaultActions"] if a["Type"] == "forward")
+    return {
+        g["TargetGroupArn"].split("/")[1].rsplit("-", 1)[1]: g["Weight"]
+        for g in forward["ForwardConfig"]["TargetGroups"]
+    }
+
+
+def serve_v1(cloud: LocalCloud) -> None:
+    """Publish v1, restart the deployment waiting for it, and wait until blue serves through the ALB."""
+    cloud.cli("publish", "v1", "--redeploy")
+    wait_for(lambda: healthy_targets(cloud, "blue") >= 2, timeout=300, what="blue's 2 healthy targets")
+    wait_for(lambda: request("GET", f"{cloud.https}/health")[0] == 200, timeout=60, what="/health through the ALB")
+
+
+def provisioned_cloud(record: bool = False) -> LocalCloud:
+    """Up, provisioned, v1 published and blue serving through the load balancer (the caller downs it)."""
+    cloud = LocalCloud(record=record)
+    cloud.up()
+    try:
+        run = cloud.playbook("provision")
+        assert run.returncode == 0, run.tail()
+        serve_v1(cloud)
+    except BaseException:
+        cloud.down()
+        raise
+    return cloud
