@@ -7,7 +7,7 @@ short_description: the linear strategy, run through Mitogen where it is installe
 description:
   - Runs the play as C(ansible.builtin.linear) does, task by task on every host.
   - Where the C(mitogen) Python package is importable and supports this ansible-core, the tasks run through
-    Mitogen's connection multiplexer (C(mitogen_linear)): modules execute in a long-lived interpreter, so a task
+    Mitogen's connection multiplexer (C(mitogen_linear)) - modules execute in a long-lived interpreter, so a task
     does not pay for a new Python process and a fresh C(import boto3). A no-op provision run of this collection's
     platform takes about half the time.
   - Where Mitogen is missing or refuses this ansible-core, the plain C(ansible.builtin.linear) strategy runs,
