@@ -12,7 +12,7 @@ export LOCALCLOUD_STATE_DIR ?= $(CURDIR)/.state/localcloud
 export AWS_ENDPOINT_URL ?= http://127.0.0.1:4566
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock lock-upgrade lock-check up down status lint sanity unit integration app-tests dataplane e2e \
+.PHONY: help venv lock lock-upgrade lock-check package up down status lint sanity unit integration app-tests dataplane e2e \
 	molecule test bench clean
 
 help:  ## list the targets
@@ -45,6 +45,9 @@ lock-check: venv  ## requirements-lock.txt is what `make lock` would write (PyPI
 	$(LOCK_COMPILE) --output-file "$$tmp/lock.txt" && diff -u $(LOCK) "$$tmp/lock.txt" \
 	  || { echo "$(LOCK) does not match the requirements files: run make lock and commit it" >&2; exit 1; }
 
+package: lock-check  ## build the tarball, install it, run it by name from there; declared = tested
+	python -m pytest tests/packaging $(PYTEST_ARGS)
+
 up: venv  ## start the local cloud, provision the platform, publish v1, show it serving
 	localcloud up
 	ansible-playbook playbooks/provision.yml
@@ -58,10 +61,11 @@ down: venv  ## tear the platform down and stop the local cloud
 status: venv  ## what the local cloud runs
 	localcloud status
 
-lint: venv  ## ruff, ansible-lint (production profile)
+lint: venv  ## ruff, ansible-lint (production profile), the changelog fragments
 	ruff check .
 	ruff format --check .
 	ansible-lint
+	antsibull-changelog lint
 
 sanity: venv  ## ansible-test sanity on the collection
 	tools/ansible-test.sh sanity --python 3.11
@@ -84,7 +88,7 @@ e2e: venv  ## whole playbooks against the local cloud
 molecule: venv  ## the molecule scenario over the local cloud
 	molecule test -s platform
 
-test: lint sanity unit lock-check app-tests integration dataplane e2e molecule  ## everything CI runs
+test: lint sanity unit package app-tests integration dataplane e2e molecule  ## everything CI runs
 
 bench: venv  ## the benchmarks (print figures; not tests)
 	python bench/provision.py
@@ -94,4 +98,4 @@ bench: venv  ## the benchmarks (print figures; not tests)
 
 clean:  ## remove the local cloud's state and caches (not the venv)
 	-localcloud down
-	rm -rf .state .pytest_cache .ruff_cache tests/output
+	rm -rf .state .pytest_cache .ruff_cache tests/output changelogs/.plugin-cache.yaml
