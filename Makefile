@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 	molecule test bench clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 # One lock for the whole virtualenv: the control node (requirements.txt), the test tools
 # (requirements-dev.txt) and the app with its tests (app/requirements*.txt), resolved together for
