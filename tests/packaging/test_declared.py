@@ -86,7 +86,8 @@ def test_execution_environment_requirements_are_those_of_requirements_txt():
 
 
 class Imports(ast.NodeVisitor):
-    """The top-level names a file imports, each with whether a ``try: ... except ImportError`` guards it."""
+    """The top-level names a file imports, each with whether a ``try`` whose ``except`` catches ImportError guards
+    it (``except ImportError``, ``except Exception`` or a bare ``except``)."""
 
     def __init__(self):
         self.found: list[tuple[str, bool]] = []
@@ -103,8 +104,11 @@ class Imports(ast.NodeVisitor):
 
     @staticmethod
     def _catches_import_error(caught) -> bool:
+        if caught is None:  # a bare except
+            return True
         names = caught.elts if isinstance(caught, ast.Tuple) else [caught]
-        return any(isinstance(n, ast.Name) and n.id in {"ImportError", "ModuleNotFoundError"} for n in names)
+        wide = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+        return any(isinstance(n, ast.Name) and n.id in wide for n in names)
 
     def visit_Import(self, node):
         self.found += [(alias.name.split(".")[0], self._guarded > 0) for alias in node.names]
@@ -154,8 +158,8 @@ def test_every_direct_import_is_declared():
 
 
 def test_the_collection_needs_only_the_execution_environment_requirements():
-    """Every package that the collection's modules import, and that its other plugins need (an import they do
-    not guard with ``except ImportError``), is in meta/ee-requirements.txt. ansible-core and the collections
+    """Every package that the collection's modules import, and that its other plugins need (an import they
+    do not guard with a try that catches ImportError), is in meta/ee-requirements.txt. ansible-core and the collections
     are the execution environment's own."""
     ee = declared(REPO / "meta" / "ee-requirements.txt")
     missing = set()
