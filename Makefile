@@ -12,18 +12,41 @@ export LOCALCLOUD_STATE_DIR ?= $(CURDIR)/.state/localcloud
 export AWS_ENDPOINT_URL ?= http://127.0.0.1:4566
 PYTEST_ARGS ?=
 
-.PHONY: help venv up down status lint sanity unit integration app-tests dataplane e2e molecule test bench clean
+.PHONY: help venv lock lock-upgrade lock-check package up down status lint sanity unit integration app-tests dataplane e2e \
+	molecule test bench clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt app/requirements.txt app/requirements-test.txt
+# One lock for the whole virtualenv: the control node (requirements.txt), the test tools
+# (requirements-dev.txt) and the app with its tests (app/requirements*.txt), resolved together for
+# CI's Python and platform by uv (fast enough to re-check on every `make test`; keeps the pins it
+# finds in the output file unless told to upgrade).
+LOCK := requirements-lock.txt
+LOCK_INPUTS := requirements-dev.txt app/requirements.txt app/requirements-test.txt
+LOCK_COMPILE = uv pip compile --quiet $(LOCK_INPUTS) --python-version 3.11 \
+	--python-platform x86_64-unknown-linux-gnu --custom-compile-command "make lock"
+
+$(VENV)/.installed: $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt -r app/requirements.txt -r app/requirements-test.txt
+	$(BIN)/pip install --quiet -r $(LOCK)
 	touch $@
 
-venv: $(VENV)/.installed  ## create the virtualenv with everything the project needs
+venv: $(VENV)/.installed  ## create the virtualenv from requirements-lock.txt
+
+lock: venv  ## re-pin after editing a requirements file (keeps every pin that still fits)
+	$(LOCK_COMPILE) --output-file $(LOCK)
+
+lock-upgrade: venv  ## re-pin everything to the newest versions the requirements files allow
+	$(LOCK_COMPILE) --upgrade --output-file $(LOCK)
+
+lock-check: venv  ## requirements-lock.txt is what `make lock` would write (PyPI, no upgrade)
+	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; cp $(LOCK) "$$tmp/lock.txt"; \
+	$(LOCK_COMPILE) --output-file "$$tmp/lock.txt" && diff -u $(LOCK) "$$tmp/lock.txt" \
+	  || { echo "$(LOCK) does not match the requirements files: run make lock and commit it" >&2; exit 1; }
+
+package: lock-check  ## build the tarball, install it, run it by name from there; declared = tested
+	python -m pytest tests/packaging $(PYTEST_ARGS)
 
 up: venv  ## start the local cloud, provision the platform, publish v1, show it serving
 	localcloud up
@@ -38,10 +61,11 @@ down: venv  ## tear the platform down and stop the local cloud
 status: venv  ## what the local cloud runs
 	localcloud status
 
-lint: venv  ## ruff, ansible-lint (production profile)
+lint: venv  ## ruff, ansible-lint (production profile), the changelog fragments
 	ruff check .
 	ruff format --check .
 	ansible-lint
+	antsibull-changelog lint
 
 sanity: venv  ## ansible-test sanity on the collection
 	tools/ansible-test.sh sanity --python 3.11
@@ -64,7 +88,7 @@ e2e: venv  ## whole playbooks against the local cloud
 molecule: venv  ## the molecule scenario over the local cloud
 	molecule test -s platform
 
-test: lint sanity unit app-tests integration dataplane e2e molecule  ## everything CI runs
+test: lint sanity unit package app-tests integration dataplane e2e molecule  ## everything CI runs
 
 bench: venv  ## the benchmarks (print figures; not tests)
 	python bench/provision.py
@@ -74,4 +98,4 @@ bench: venv  ## the benchmarks (print figures; not tests)
 
 clean:  ## remove the local cloud's state and caches (not the venv)
 	-localcloud down
-	rm -rf .state .pytest_cache .ruff_cache tests/output
+	rm -rf .state .pytest_cache .ruff_cache tests/output changelogs/.plugin-cache.yaml

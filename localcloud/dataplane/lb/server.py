@@ -65,7 +65,7 @@ class _Site:
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's event loop when it is installed (it is in requirements.txt; about twice the
+    """uvloop's event loop when it is installed (optional, in requirements-dev.txt; about twice the
     throughput on this workload, see bench/localcloud.py), else asyncio's. LOCALCLOUD_LB_UVLOOP=0
     chooses asyncio's."""
     if os.environ.get("LOCALCLOUD_LB_UVLOOP", "1") != "0":
