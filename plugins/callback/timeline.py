@@ -129,7 +129,7 @@ class CallbackModule(CallbackBase):
         for row in sorted(longest, key=lambda row: row["start"]):
             offset = int(row["start"] * scale)
             width = max(1, int(row["duration"] * scale))
-            bar = " " * offset + "#" * width
+            chart_bar = " " * offset + "#" * width
             label = f"{row['role'] + ' : ' if row['role'] else ''}{row['name']}"[:60]
-            lines.append(f"{row['start']:7.1f} {row['duration']:6.1f}  {bar:<{CHART_WIDTH + 1}} {label}")
+            lines.append(f"{row['start']:7.1f} {row['duration']:6.1f}  {chart_bar:<{CHART_WIDTH + 1}} {label}")
         return "\n".join(lines)

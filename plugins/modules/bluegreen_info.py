@@ -55,7 +55,8 @@ options:
   services:
     description:
       - "The ECS service of each colour, as C(CLUSTER/SERVICE), such as C({blue: prod/prod-blue})."
-      - A colour without a service, or whose service does not exist, is reported with RV(state.colors.exists=false).
+      - A colour without a service, or whose service does not exist, is reported with C(exists=false) in
+        RV(state.colors).
     type: dict
     default: {}
   container_name:
@@ -77,7 +78,7 @@ options:
   versions:
     description:
       - Whether to read the task definition each colour runs, for its version (one call per task definition).
-      - Without, RV(state.colors.version) is V(-).
+      - Without, each colour's C(version) in RV(state.colors) is V(-).
     type: bool
     default: true
   events:

@@ -255,7 +255,6 @@ from ansible_collections.ecs_production.platform.plugins.module_utils.lock impor
 from ansible_collections.ecs_production.platform.plugins.module_utils.lock import age_seconds
 from ansible_collections.ecs_production.platform.plugins.module_utils.lock import human_duration
 from ansible_collections.ecs_production.platform.plugins.module_utils.lock import isoformat
-from ansible_collections.ecs_production.platform.plugins.module_utils.lock import parse_lock  # noqa: F401 - part of this module's interface
 from ansible_collections.ecs_production.platform.plugins.module_utils.lock import read_lock
 
 DEFAULT_STALE_AFTER = 900

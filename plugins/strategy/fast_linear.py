@@ -13,7 +13,7 @@ description:
   - Where Mitogen is missing or refuses this ansible-core, the plain C(ansible.builtin.linear) strategy runs,
     with one warning.
   - Turn Mitogen off for a run with C(ANSIBLE_STRATEGY=linear), or for good by removing C(strategy) from ansible.cfg.
-author: ecs_production.platform contributors
+author: ecs_production.platform contributors (@ecs-production)
 """
 
 from ansible.utils.display import Display
@@ -28,10 +28,14 @@ try:
 except Exception as exc:  # noqa: BLE001 - any failure to load Mitogen means: run the plain strategy
     from ansible.plugins.strategy.linear import StrategyModule as _Base
 
-    display.warning(f"Mitogen is not usable here ({exc.__class__.__name__}: {exc}); running the plain linear strategy.")
+    _WHY_NOT = f"{exc.__class__.__name__}: {exc}"
 
     class StrategyModule(_Base):
-        """ansible.builtin.linear."""
+        """ansible.builtin.linear, saying once why Mitogen does not run."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            display.warning(f"Mitogen is not usable here ({_WHY_NOT}); running the plain linear strategy.")
 
 else:
     _Base = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)

@@ -10,6 +10,7 @@ import botocore.exceptions
 import pytest
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.ecs_production.platform.plugins.module_utils import lock as lock_values
 from ansible_collections.ecs_production.platform.plugins.modules import environment_lock as el
 
 NAME = "/app/prod/lock"
@@ -163,26 +164,26 @@ def test_the_lock_value_records_owner_operation_times_and_token():
         "expires_at": "2025-01-31T12:01:00.000+00:00",
         "token": "a11ce",
     }
-    parsed = el.parse_lock({"Value": lock.raw, "LastModifiedDate": START}, 900)
+    parsed = lock_values.parse_lock({"Value": lock.raw, "LastModifiedDate": START}, 900)
     assert (parsed.owner, parsed.token, parsed.expires_at) == ("alice@laptop", "a11ce", START + timedelta(seconds=60))
 
 
 def test_a_value_not_written_by_the_module_is_held_by_an_unknown_owner_until_stale():
-    parsed = el.parse_lock({"Value": "locked by hand", "LastModifiedDate": START}, 300)
+    parsed = lock_values.parse_lock({"Value": "locked by hand", "LastModifiedDate": START}, 300)
     assert parsed.owner.startswith("unknown") and parsed.token is None
     assert not parsed.is_stale(START + timedelta(seconds=299))
     assert parsed.is_stale(START + timedelta(seconds=300))
 
 
 def test_the_holders_own_expiry_decides_staleness_not_the_readers_stale_after():
-    parsed = el.parse_lock({"Value": lock_value(stale_after=3600), "LastModifiedDate": START}, 60)
+    parsed = lock_values.parse_lock({"Value": lock_value(stale_after=3600), "LastModifiedDate": START}, 60)
     assert not parsed.is_stale(START + timedelta(seconds=3599))
     assert parsed.is_stale(START + timedelta(seconds=3600))
 
 
 def test_a_claim_is_named_after_the_exact_lock_value():
-    one = el.parse_lock({"Value": lock_value(held_with="one"), "LastModifiedDate": START}, 900)
-    two = el.parse_lock({"Value": lock_value(held_with="two"), "LastModifiedDate": START}, 900)
+    one = lock_values.parse_lock({"Value": lock_value(held_with="one"), "LastModifiedDate": START}, 900)
+    two = lock_values.parse_lock({"Value": lock_value(held_with="two"), "LastModifiedDate": START}, 900)
     assert el.claim_name(NAME, one).startswith(f"{NAME}.claim-")
     assert el.claim_name(NAME, one) != el.claim_name(NAME, two)
     assert len(el.claim_name(NAME, one)) == len(NAME) + 39
@@ -235,7 +236,7 @@ def test_a_lock_released_between_the_failed_write_and_the_read_is_tried_again(ss
 def test_a_stale_lock_is_taken_over_through_a_claim_that_is_removed_afterwards(ssm, clock):
     ssm.store(NAME, lock_value(stale_after=900))
     clock.advance(901)
-    stale = el.parse_lock(ssm.parameters[NAME], 900)
+    stale = lock_values.parse_lock(ssm.parameters[NAME], 900)
     outcome = el.acquire(ssm, request(), 0, 5, clock)
 
     assert outcome.status == el.ACQUIRED
@@ -256,7 +257,7 @@ def test_a_lock_just_short_of_stale_is_not_taken_over(ssm, clock):
 def test_of_two_runs_taking_over_the_same_stale_lock_only_the_first_to_claim_deletes_it(ssm, clock):
     ssm.store(NAME, lock_value(stale_after=900))
     clock.advance(1000)
-    stale = el.parse_lock(ssm.parameters[NAME], 900)
+    stale = lock_values.parse_lock(ssm.parameters[NAME], 900)
     claim = el.claim_name(NAME, stale)
 
     def other_run_takes_over_completely():
@@ -277,7 +278,7 @@ def test_of_two_runs_taking_over_the_same_stale_lock_only_the_first_to_claim_del
 def test_a_run_that_finds_the_claim_taken_does_not_delete_the_lock(ssm, clock):
     ssm.store(NAME, lock_value(stale_after=900))
     clock.advance(1000)
-    stale = el.parse_lock(ssm.parameters[NAME], 900)
+    stale = lock_values.parse_lock(ssm.parameters[NAME], 900)
     ssm.store(el.claim_name(NAME, stale), '{"owner": "carol@ci"}')  # another run is mid-takeover
 
     outcome = el.acquire(ssm, request(), 0, 5, clock)
@@ -414,7 +415,7 @@ def test_check_mode_would_take_over_a_stale_lock(ssm, clock):
 @pytest.mark.parametrize("check_mode", [False, True], ids=["apply", "check"])
 def test_releasing_with_the_holders_token(ssm, clock, check_mode):
     ssm.store(NAME, lock_value(owner="alice@laptop", held_with="a11ce"))
-    before = el.parse_lock(ssm.parameters[NAME], 900).summary()
+    before = lock_values.parse_lock(ssm.parameters[NAME], 900).summary()
     module = FakeModule(check_mode=check_mode, token="a11ce")
     result = el.release(module, ssm, request(), clock)
     assert result["changed"] and result["holder"]["owner"] == "alice@laptop"
@@ -441,7 +442,7 @@ def test_releasing_another_runs_lock_fails_and_keeps_it(ssm, clock, token, check
 
 def test_force_breaks_another_runs_lock_and_any_claim_left_behind(ssm, clock):
     ssm.store(NAME, lock_value())
-    ssm.store(el.claim_name(NAME, el.parse_lock(ssm.parameters[NAME], 900)), "{}")
+    ssm.store(el.claim_name(NAME, lock_values.parse_lock(ssm.parameters[NAME], 900)), "{}")
     module = FakeModule(force=True)
     result = el.release(module, ssm, request(), clock)
     assert result["changed"] and ssm.parameters == {}
@@ -456,7 +457,7 @@ def test_releasing_an_absent_lock_is_no_change(ssm, clock):
 def test_releasing_a_lock_that_is_being_taken_over_fails_clearly(ssm, clock):
     ssm.store(NAME, lock_value(owner="alice@laptop", held_with="a11ce", stale_after=60))
     clock.advance(120)
-    ssm.store(el.claim_name(NAME, el.parse_lock(ssm.parameters[NAME], 900)), "{}")
+    ssm.store(el.claim_name(NAME, lock_values.parse_lock(ssm.parameters[NAME], 900)), "{}")
     with pytest.raises(Failed, match="went stale at .* another run is taking it over"):
         el.release(FakeModule(token="a11ce"), ssm, request(), clock)
     assert ssm.lock()["token"] == "a11ce"
@@ -464,7 +465,7 @@ def test_releasing_a_lock_that_is_being_taken_over_fails_clearly(ssm, clock):
 
 def test_a_lock_taken_over_and_released_while_releasing_is_no_change(ssm, clock):
     ssm.store(NAME, lock_value(owner="alice@laptop", held_with="a11ce"))
-    lock = el.parse_lock(ssm.parameters[NAME], 900)
+    lock = lock_values.parse_lock(ssm.parameters[NAME], 900)
     ssm.on("put", el.claim_name(NAME, lock), lambda: ssm.parameters.pop(NAME))
     result = el.release(FakeModule(token="a11ce"), ssm, request(), clock)
     assert not result["changed"] and "released by another run" in result["msg"]

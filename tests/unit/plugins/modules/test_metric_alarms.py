@@ -141,11 +141,11 @@ def test_main_creates_then_changes_nothing_then_updates_one_then_deletes_in_one_
     assert result["changed"] and sorted(result["changes"]) == ["create app-green-5xx", "create app-green-rate"]
     puts = [kwargs for name, kwargs in client.calls if name == "put_metric_alarm"]
     assert [p["Tags"] for p in puts] == [[{"Key": "Project", "Value": "p"}]] * 2
-    assert [name for name, _ in client.calls].count("describe_alarms") == 1
+    assert [name for name, _kwargs in client.calls].count("describe_alarms") == 1
 
     client.calls.clear()
     result = run(monkeypatch, capsys, client, alarms=[FIVE_XX, RATE])
-    assert not result["changed"] and [name for name, _ in client.calls] == ["describe_alarms"]
+    assert not result["changed"] and [name for name, _kwargs in client.calls] == ["describe_alarms"]
     assert result["alarms"] == {"app-green-5xx": "INSUFFICIENT_DATA", "app-green-rate": "INSUFFICIENT_DATA"}
 
     client.calls.clear()
@@ -164,7 +164,7 @@ def test_main_check_mode_writes_nothing(monkeypatch, capsys):
     client = FakeCloudWatch()
     result = run(monkeypatch, capsys, client, alarms=[FIVE_XX], _ansible_check_mode=True)
     assert result["changed"] and client.alarms == {}
-    assert [name for name, _ in client.calls] == ["describe_alarms"]
+    assert [name for name, _kwargs in client.calls] == ["describe_alarms"]
 
 
 def test_main_refuses_bad_input_before_any_client(monkeypatch, capsys):
