@@ -10,6 +10,7 @@ rest of the plan (routes, associations, rules that refer to it) can still be mad
 
 from typing import Any, Dict, List, Mapping, Optional
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
@@ -60,8 +61,7 @@ class Ec2ErrorHandler(AWSErrorHandler):
 @Ec2ErrorHandler.list_error_handler("describe the network", default_value=[])
 def describe(ec2, operation: str, key: str, **params) -> List[Dict[str, Any]]:
     """Every item of a Describe* call, all pages."""
-    paginator = ec2.get_paginator(operation)
-    return paginator.paginate(**params).build_full_result()[key]
+    return paginated_query_with_retries(ec2, operation, EC2_RETRY, **params)[key]
 
 
 @Ec2ErrorHandler.common_error_handler("change the network")

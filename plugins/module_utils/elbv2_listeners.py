@@ -28,6 +28,8 @@ Setting weights, as the traffic switch does::
 import copy
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
+from ansible_collections.amazon.aws.plugins.module_utils.arn import parse_aws_arn
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
@@ -84,11 +86,6 @@ class TargetGroupErrorHandler(AWSErrorHandler):
 # ---- AWS wrappers ----
 
 
-@ELBV2_RETRY
-def _paginate(client, operation: str, key: str, **params) -> List[Dict[str, Any]]:
-    return client.get_paginator(operation).paginate(**params).build_full_result()[key]
-
-
 @LoadBalancerErrorHandler.list_error_handler("describe load balancer")
 def find_load_balancer(client, name: Optional[str] = None, arn: Optional[str] = None) -> Optional[Dict[str, Any]]:
     """The load balancer with this ARN (or else this name); None when it does not exist."""
@@ -100,7 +97,9 @@ def find_load_balancer(client, name: Optional[str] = None, arn: Optional[str] = 
 @LoadBalancerErrorHandler.list_error_handler("describe listeners")
 def find_listener(client, load_balancer_arn: str, port: int) -> Optional[Dict[str, Any]]:
     """The load balancer's listener on this port; None when there is none (or no load balancer)."""
-    listeners = _paginate(client, "describe_listeners", "Listeners", LoadBalancerArn=load_balancer_arn)
+    listeners = paginated_query_with_retries(
+        client, "describe_listeners", ELBV2_RETRY, LoadBalancerArn=load_balancer_arn
+    )["Listeners"]
     return next((listener for listener in listeners if listener["Port"] == port), None)
 
 
@@ -196,6 +195,13 @@ def describe_target_health(client, target_group_arn: str) -> List[Dict[str, Any]
     return client.describe_target_health(aws_retry=True, TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
 
 
+@TargetGroupErrorHandler.list_error_handler("describe target health")
+def find_target_health(client, target_group_arn: str) -> Optional[List[Dict[str, Any]]]:
+    """As describe_target_health, but None when the target group does not exist (it may be deleted while a
+    canary is watched)."""
+    return client.describe_target_health(aws_retry=True, TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
+
+
 def count_healthy_targets(descriptions: Iterable[Mapping[str, Any]]) -> int:
     """How many of the described targets are ``healthy`` (not initial, unhealthy, draining, unused...)."""
     return sum(1 for description in descriptions if (description.get("TargetHealth") or {}).get("State") == "healthy")
@@ -209,8 +215,8 @@ def is_arn(value: str) -> bool:
 
 
 def target_group_name(arn: str) -> str:
-    """The name inside a target group ARN (arn:...:targetgroup/NAME/ID)."""
-    parts = arn.rsplit(":", maxsplit=1)[-1].split("/")
+    """The name inside a target group ARN (arn:...:targetgroup/NAME/ID); the value itself when it is not one."""
+    parts = (parse_aws_arn(arn) or {}).get("resource", "").split("/") if is_arn(arn) else []
     return parts[1] if len(parts) == 3 and parts[0] == "targetgroup" else arn
 
 

@@ -14,18 +14,10 @@ from typing import Any
 from typing import Dict
 from typing import Optional
 
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
-
 from ansible_collections.ecs_production.platform.plugins.module_utils.common import UTC
+from ansible_collections.ecs_production.platform.plugins.module_utils.ssm import get_parameter
 
 UNKNOWN_OWNER = "unknown (the lock value was not written by environment_lock)"
-
-
-class SSMErrorHandler(AWSErrorHandler):
-    @classmethod
-    def _is_missing(cls):
-        return is_boto3_error_code("ParameterNotFound")
 
 
 class Lock:
@@ -121,11 +113,6 @@ def parse_lock(parameter: Dict[str, Any], stale_after: int) -> Lock:
 
 
 # ---- reading it ----
-
-
-@SSMErrorHandler.list_error_handler("read the lock parameter")
-def get_parameter(client, name: str) -> Optional[Dict[str, Any]]:
-    return client.get_parameter(aws_retry=True, Name=name)["Parameter"]
 
 
 def read_lock(client, name: str, stale_after: int) -> Optional[Lock]:

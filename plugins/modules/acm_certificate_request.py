@@ -247,6 +247,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from ansible.module_utils.common.text.converters import to_text
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
@@ -314,17 +315,12 @@ class Route53ErrorHandler(AWSErrorHandler):
 # ---- API wrappers: one AWS call each, retried, errors raised as AnsibleAWSError ----
 
 
-@acm_retry
-def _paginate(client, operation: str, key: str, **params) -> List[Dict[str, Any]]:
-    return client.get_paginator(operation).paginate(**params).build_full_result()[key]
-
-
 @AcmErrorHandler.common_error_handler("list certificates")
 def list_certificates(acm, statuses: Optional[List[str]] = None) -> List[Dict[str, Any]]:
     params: Dict[str, Any] = {"Includes": {"keyTypes": KEY_TYPES}}
     if statuses:
         params["CertificateStatuses"] = statuses
-    return _paginate(acm, "list_certificates", "CertificateSummaryList", **params)
+    return paginated_query_with_retries(acm, "list_certificates", acm_retry, **params)["CertificateSummaryList"]
 
 
 @AcmErrorHandler.list_error_handler("describe certificate")

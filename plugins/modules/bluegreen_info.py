@@ -242,6 +242,7 @@ diagnosis:
 
 from typing import Any, Dict, List, Mapping, Optional
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
@@ -261,11 +262,11 @@ from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_list
 from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import resolve_target_group_arns
 from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import target_group_name
 from ansible_collections.ecs_production.platform.plugins.module_utils.lock import read_lock
+from ansible_collections.ecs_production.platform.plugins.module_utils.ssm import SSM_RETRY
 
 # ECS and CloudWatch answer "ThrottlingException"/"Throttling"; AWSRetry retries only the latter by default.
 ECS_RETRY = AWSRetry.jittered_backoff(retries=10, catch_extra_error_codes=["ThrottlingException"])
 CLOUDWATCH_RETRY = AWSRetry.jittered_backoff(retries=10)
-SSM_RETRY = AWSRetry.jittered_backoff(retries=10, catch_extra_error_codes=["ThrottlingException"])
 MIN_COLORS = 2
 MAX_COLORS = 5
 MAX_ALARMS = 100  # DescribeAlarms takes up to 100 names
@@ -401,8 +402,9 @@ def alarm_states(cloudwatch, names: List[str]) -> Dict[str, str]:
 
 @AWSErrorHandler.list_error_handler("describe listeners", default_value=[])
 def describe_listeners(elbv2, load_balancer_arn: str) -> List[Dict[str, Any]]:
-    paginator = elbv2.get_paginator("describe_listeners")
-    return paginator.paginate(LoadBalancerArn=load_balancer_arn).build_full_result()["Listeners"]
+    return paginated_query_with_retries(elbv2, "describe_listeners", ELBV2_RETRY, LoadBalancerArn=load_balancer_arn)[
+        "Listeners"
+    ]
 
 
 class Reader:

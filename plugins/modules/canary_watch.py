@@ -190,15 +190,17 @@ msg:
 """
 
 import math
-from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
 from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import ELBV2_RETRY
-from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import TargetGroupErrorHandler
+from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import count_healthy_targets
+from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import find_target_health
 from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import find_target_group
 from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import target_group_name
 from ansible_collections.ecs_production.platform.plugins.module_utils.common import Clock
@@ -346,11 +348,10 @@ def quiet_summary(request: Request, look: Look) -> str:
 # ---- AWS ----
 
 
-@CLOUDWATCH_RETRY
 def _describe_alarms_page(client, names: List[str]) -> Dict[str, Any]:
-    paginator = client.get_paginator("describe_alarms")
-    pages = paginator.paginate(AlarmNames=names, AlarmTypes=["MetricAlarm", "CompositeAlarm"])
-    return pages.build_full_result()
+    return paginated_query_with_retries(
+        client, "describe_alarms", CLOUDWATCH_RETRY, AlarmNames=names, AlarmTypes=["MetricAlarm", "CompositeAlarm"]
+    )
 
 
 @AWSErrorHandler.common_error_handler("describe CloudWatch alarms")
@@ -362,16 +363,6 @@ def describe_alarms(client, names: List[str]) -> Dict[str, Optional[Alarm]]:
         for item in (result.get("MetricAlarms") or []) + (result.get("CompositeAlarms") or []):
             found[item["AlarmName"]] = Alarm(state=item.get("StateValue", ""), reason=item.get("StateReason") or "")
     return {name: found.get(name) for name in names}
-
-
-@TargetGroupErrorHandler.list_error_handler("describe target health")
-def describe_target_health(client, target_group_arn: str) -> Optional[List[Dict[str, Any]]]:
-    """The TargetHealthDescriptions of the target group; None when the target group does not exist."""
-    return client.describe_target_health(aws_retry=True, TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
-
-
-def count_healthy(descriptions: Iterable[Mapping[str, Any]]) -> int:
-    return sum(1 for description in descriptions if (description.get("TargetHealth") or {}).get("State") == HEALTHY)
 
 
 class Watcher:
@@ -388,10 +379,10 @@ class Watcher:
         alarms = describe_alarms(self.cloudwatch, self.request.alarm_names) if self.request.alarm_names else {}
         if self.target_group_arn is None:
             return Look(alarms=alarms)
-        descriptions = describe_target_health(self.elbv2, self.target_group_arn)
+        descriptions = find_target_health(self.elbv2, self.target_group_arn)
         if descriptions is None:
             return Look(alarms=alarms)
-        return Look(alarms=alarms, healthy=count_healthy(descriptions), registered=len(descriptions))
+        return Look(alarms=alarms, healthy=count_healthy_targets(descriptions), registered=len(descriptions))
 
     def watch(self) -> Dict[str, Any]:
         """Look at once, then on a fixed schedule (start + k * interval, the last at start + duration), stopping at

@@ -169,6 +169,7 @@ from typing import List
 from typing import Optional
 from typing import Tuple
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import paginated_query_with_retries
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
@@ -213,15 +214,10 @@ def describe_tagged_images(client, name: str, registry_id: Optional[str], tags: 
     return response.get("imageDetails", [])
 
 
-@ecr_retry
-def _paginate_images(client, name: str, registry_id: Optional[str]) -> List[Dict[str, Any]]:
-    paginator = client.get_paginator("describe_images")
-    return paginator.paginate(repositoryName=name, **registry(registry_id)).build_full_result()["imageDetails"]
-
-
 @ImageErrorHandler.list_error_handler("list images", [])
 def list_images(client, name: str, registry_id: Optional[str]) -> List[Dict[str, Any]]:
-    return _paginate_images(client, name, registry_id)
+    params = dict(repositoryName=name, **registry(registry_id))
+    return paginated_query_with_retries(client, "describe_images", ecr_retry, **params)["imageDetails"]
 
 
 # ---- decisions ----------------------------------------------------------------------------------

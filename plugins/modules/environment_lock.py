@@ -242,15 +242,13 @@ from typing import Dict
 from typing import List
 from typing import Optional
 
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 
+from ansible_collections.ecs_production.platform.plugins.module_utils import ssm
 from ansible_collections.ecs_production.platform.plugins.module_utils.common import UTC
 from ansible_collections.ecs_production.platform.plugins.module_utils.common import Clock
-from ansible_collections.ecs_production.platform.plugins.module_utils.lock import SSMErrorHandler
 from ansible_collections.ecs_production.platform.plugins.module_utils.lock import Lock
 from ansible_collections.ecs_production.platform.plugins.module_utils.lock import age_seconds
 from ansible_collections.ecs_production.platform.plugins.module_utils.lock import human_duration
@@ -336,23 +334,12 @@ def claim_name(name: str, lock: Lock) -> str:
 # ---- AWS calls ----------------------------------------------------------------------------------
 
 
-@SSMErrorHandler.common_error_handler("create the lock parameter")
 def create_parameter(client, name: str, value: str, description: str, tags: Optional[Dict[str, str]] = None) -> bool:
     """PutParameter without Overwrite: False when the parameter exists already."""
     params: Dict[str, Any] = {"Name": name, "Value": value, "Type": "String", "Description": description}
     if tags:
         params["Tags"] = ansible_dict_to_boto3_tag_list(tags)
-    try:
-        client.put_parameter(aws_retry=True, Overwrite=False, **params)
-    except is_boto3_error_code("ParameterAlreadyExists"):
-        return False
-    return True
-
-
-@SSMErrorHandler.deletion_error_handler("delete the lock parameter")
-def delete_parameter(client, name: str) -> bool:
-    client.delete_parameter(aws_retry=True, Name=name)
-    return True
+    return ssm.create_parameter(client, **params) is not None
 
 
 # ---- the protocol ---------------------------------------------------------------------------------
@@ -372,9 +359,9 @@ def delete_exclusively(client, request: Request, lock: Lock, now: datetime) -> b
         current = read_lock(client, request.name, request.stale_after)
         if current is None or current.raw != lock.raw:
             return False
-        return delete_parameter(client, request.name)
+        return ssm.delete_parameter(client, request.name)
     finally:
-        delete_parameter(client, claim)
+        ssm.delete_parameter(client, claim)
 
 
 def attempt(client, request: Request, clock: Clock) -> Outcome:
@@ -577,8 +564,8 @@ def release(module: AnsibleAWSModule, client, request: Request, clock: Clock) ->
         deleted = delete_exclusively(client, request, current, now)
     else:
         # force: whatever is there goes, with any claim a run that died while deleting it left behind.
-        deleted = delete_parameter(client, name)
-        delete_parameter(client, claim_name(name, current))
+        deleted = ssm.delete_parameter(client, name)
+        ssm.delete_parameter(client, claim_name(name, current))
     if not deleted:
         return not_released(module, client, request, current, result)
     result.update(changed=True, msg=f"Released environment lock {name} held by {label(current)}.")
@@ -655,7 +642,7 @@ def main() -> None:
     request = build_request(module)
     clock = Clock()
 
-    client = module.client("ssm", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=["TooManyUpdates"]))
+    client = module.client("ssm", retry_decorator=ssm.SSM_RETRY)
     try:
         if module.params["state"] == "acquired":
             if module.check_mode:

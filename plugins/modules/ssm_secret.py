@@ -246,8 +246,16 @@ from ansible_collections.amazon.aws.plugins.module_utils.exceptions import Ansib
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
+
+from ansible_collections.ecs_production.platform.plugins.module_utils.ssm import SSM_RETRY
+from ansible_collections.ecs_production.platform.plugins.module_utils.ssm import SSMErrorHandler
+from ansible_collections.ecs_production.platform.plugins.module_utils.ssm import add_parameter_tags
+from ansible_collections.ecs_production.platform.plugins.module_utils.ssm import create_parameter
+from ansible_collections.ecs_production.platform.plugins.module_utils.ssm import delete_parameter
+from ansible_collections.ecs_production.platform.plugins.module_utils.ssm import list_parameter_tags
+from ansible_collections.ecs_production.platform.plugins.module_utils.ssm import overwrite_parameter
+from ansible_collections.ecs_production.platform.plugins.module_utils.ssm import remove_parameter_tags
 
 SECURE_STRING = "SecureString"
 DEFAULT_KMS_KEY = "alias/aws/ssm"
@@ -274,12 +282,6 @@ NEW_VALUE = "<new random value>"
 
 class PasswordPolicyError(ValueError):
     """Options that cannot produce a sound password."""
-
-
-class SSMErrorHandler(AWSErrorHandler):
-    @classmethod
-    def _is_missing(cls):
-        return is_boto3_error_code("ParameterNotFound")
 
 
 class KMSErrorHandler(AWSErrorHandler):
@@ -370,44 +372,6 @@ def get_parameter_arn(client, name: str) -> str:
 @SSMErrorHandler.common_error_handler("read parameter value")
 def get_parameter_value(client, name: str) -> str:
     return client.get_parameter(aws_retry=True, Name=name, WithDecryption=True)["Parameter"]["Value"]
-
-
-@SSMErrorHandler.common_error_handler("create parameter")
-def create_parameter(client, **params: Any) -> Optional[Dict[str, Any]]:
-    """put_parameter without Overwrite; None when another writer created the parameter first."""
-    try:
-        return client.put_parameter(aws_retry=True, Overwrite=False, **params)
-    except is_boto3_error_code("ParameterAlreadyExists"):
-        return None
-
-
-@SSMErrorHandler.common_error_handler("update parameter")
-def overwrite_parameter(client, **params: Any) -> Dict[str, Any]:
-    return client.put_parameter(aws_retry=True, Overwrite=True, **params)
-
-
-@SSMErrorHandler.deletion_error_handler("delete parameter")
-def delete_parameter(client, name: str) -> bool:
-    client.delete_parameter(aws_retry=True, Name=name)
-    return True
-
-
-@SSMErrorHandler.list_error_handler("list parameter tags", {})
-def list_parameter_tags(client, name: str) -> Dict[str, str]:
-    response = client.list_tags_for_resource(aws_retry=True, ResourceType="Parameter", ResourceId=name)
-    return boto3_tag_list_to_ansible_dict(response.get("TagList", []))
-
-
-@SSMErrorHandler.common_error_handler("tag parameter")
-def add_parameter_tags(client, name: str, tags: Dict[str, str]) -> None:
-    client.add_tags_to_resource(
-        aws_retry=True, ResourceType="Parameter", ResourceId=name, Tags=ansible_dict_to_boto3_tag_list(tags)
-    )
-
-
-@SSMErrorHandler.common_error_handler("untag parameter")
-def remove_parameter_tags(client, name: str, keys: List[str]) -> None:
-    client.remove_tags_from_resource(aws_retry=True, ResourceType="Parameter", ResourceId=name, TagKeys=keys)
 
 
 @KMSErrorHandler.list_error_handler("describe KMS key")
@@ -693,7 +657,7 @@ def main() -> None:
         )
     policy = checked_policy(module) if module.params["state"] == "present" else None
 
-    ssm = module.client("ssm", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=["TooManyUpdates"]))
+    ssm = module.client("ssm", retry_decorator=SSM_RETRY)
     try:
         if module.params["state"] == "present":
             kms = module.client("kms", retry_decorator=AWSRetry.jittered_backoff())

@@ -472,11 +472,11 @@ def test_looks_keep_their_schedule_when_calls_take_time(clock):
 def test_describe_target_health_returns_none_for_a_missing_target_group():
     client = MagicMock()
     client.describe_target_health.side_effect = client_error("TargetGroupNotFound")
-    assert mod.describe_target_health(client, TG_ARN) is None
+    assert elbv2_listeners.find_target_health(client, TG_ARN) is None
     client.describe_target_health.assert_called_once_with(aws_retry=True, TargetGroupArn=TG_ARN)
     client.describe_target_health.side_effect = client_error("AccessDenied")
     with pytest.raises(AnsibleAWSError, match="Failed to describe target health"):
-        mod.describe_target_health(client, TG_ARN)
+        elbv2_listeners.find_target_health(client, TG_ARN)
 
 
 def test_describe_alarms_wraps_errors():
@@ -488,7 +488,7 @@ def test_describe_alarms_wraps_errors():
 
 def test_count_healthy_counts_only_the_healthy_state():
     states = ["healthy", "initial", "unhealthy", "draining", "healthy", "unused", "unavailable"]
-    assert mod.count_healthy([{"TargetHealth": {"State": s}} for s in states] + [{}]) == 2
+    assert elbv2_listeners.count_healthy_targets([{"TargetHealth": {"State": s}} for s in states] + [{}]) == 2
 
 
 # ---- main() on fake clients ----

@@ -555,4 +555,4 @@ def test_main_reports_aws_errors(main_ssm, capsys):
 
     main_ssm.put_parameter = denied
     code, result = run_main(capsys)
-    assert code == 1 and "Failed to create the lock parameter" in result["msg"]
+    assert code == 1 and "Failed to create parameter" in result["msg"] and "AccessDeniedException" in result["msg"]
