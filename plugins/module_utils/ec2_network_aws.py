@@ -366,36 +366,26 @@ class Converger:
     def rules(self, group_id: str, group: Mapping[str, Any], current: Mapping[str, Any], names: Mapping[str, str]):
         label = group["name"]
         before, after = {}, {}
-        for direction, key, suffix in (
-            ("ingress", "IpPermissions", "Ingress"),
-            ("egress", "IpPermissionsEgress", "Egress"),
-        ):
+        for direction, key in (("ingress", "IpPermissions"), ("egress", "IpPermissionsEgress")):
             have = plan.current_atoms(current.get(key) or [])
             want = plan.desired_atoms(group[direction] or [], {n: i for i, n in names.items()})
             before[direction] = sorted(atom.label(names) for atom in have)
             after[direction] = sorted(atom.label(names) for atom in want)
             rules = plan.plan_rules(have, want)
-            if rules.revoke:
-                self.write(
-                    f"revoke sg {label} {direction} {', '.join(sorted(a.label(names) for a in rules.revoke))}",
-                    f"revoke_security_group_{direction}",
-                    GroupId=group_id,
-                    IpPermissions=[atom.permission() for atom in rules.revoke],
-                )
-            if rules.authorize:
-                self.write(
-                    f"authorize sg {label} {direction} {', '.join(sorted(a.label(names) for a in rules.authorize))}",
-                    f"authorize_security_group_{direction}",
-                    GroupId=group_id,
-                    IpPermissions=[atom.permission(d) for atom, d in rules.authorize.items()],
-                )
-            if rules.describe:
-                self.write(
-                    f"describe sg {label} {direction} {', '.join(sorted(a.label(names) for a in rules.describe))}",
-                    f"update_security_group_rule_descriptions_{suffix.lower()}",
-                    GroupId=group_id,
-                    IpPermissions=[atom.permission(d) for atom, d in rules.describe.items()],
-                )
+            # Revoked first: a rule that changes peer or ports is one revoke and one authorize. A revocation
+            # names the rule without its description.
+            for verb, atoms, operation in (
+                ("revoke", dict.fromkeys(rules.revoke, ""), f"revoke_security_group_{direction}"),
+                ("authorize", rules.authorize, f"authorize_security_group_{direction}"),
+                ("describe", rules.describe, f"update_security_group_rule_descriptions_{direction}"),
+            ):
+                if atoms:
+                    self.write(
+                        f"{verb} sg {label} {direction} {', '.join(sorted(atom.label(names) for atom in atoms))}",
+                        operation,
+                        GroupId=group_id,
+                        IpPermissions=[atom.permission(description) for atom, description in atoms.items()],
+                    )
         self.before["security_groups"][label] = before if current.get("GroupId") else None
         self.after["security_groups"][label] = after
 
