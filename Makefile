@@ -91,7 +91,7 @@ molecule: venv  ## the molecule scenario over the local cloud
 test: lint sanity unit package app-tests integration dataplane e2e molecule  ## everything CI runs
 
 bench: venv  ## the benchmarks (print figures; not tests)
-	python bench/provision.py
+	python bench/perf.py --linear
 	python bench/app.py
 	python bench/localcloud.py
 	python bench/bluegreen.py
