@@ -61,11 +61,12 @@ down: venv  ## tear the platform down and stop the local cloud
 status: venv  ## what the local cloud runs
 	localcloud status
 
-lint: venv  ## ruff, ansible-lint (production profile), the changelog fragments
+lint: venv  ## ruff, ansible-lint (production profile), the changelog fragments, the roles' variables tables
 	ruff check .
 	ruff format --check .
 	ansible-lint
 	antsibull-changelog lint
+	python tools/role_docs.py --check
 
 sanity: venv  ## ansible-test sanity on the collection
 	tools/ansible-test.sh sanity --python 3.11
