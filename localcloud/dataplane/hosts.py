@@ -16,14 +16,19 @@ Standard library only: task processes load this file by path, without the ``loca
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import ipaddress
 import os
 import socket
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 HOSTS_FILE_ENV = "LOCALCLOUD_HOSTS_FILE"
+# Where local clouds on this machine claim addresses (several run side by side: tests, a developer's).
+ADDRESS_LOCKS_ENV = "LOCALCLOUD_ADDRESS_LOCKS"
 TASK_NETWORK = "127.1.0.0/16"
 DATABASE_NETWORK = "127.0.5.0/24"
 
@@ -31,29 +36,59 @@ DATABASE_NETWORK = "127.0.5.0/24"
 class AddressPool:
     """Hands out the addresses of a loopback network, lowest free first, and takes them back.
 
-    The last octet skips 0 and 255 so no address looks like a network or broadcast address.
+    Local clouds running side by side on one machine share the networks: each address handed out is
+    claimed machine-wide with an exclusive ``flock`` on a file of its own (in ``LOCALCLOUD_ADDRESS_LOCKS``,
+    else ``<tmp>/localcloud-addresses``), held until it is released or the process ends, so that two
+    clouds never hand out the same address, even between the moment one checks an address is free and
+    the moment its task binds it. The last octet skips 0 and 255 so no address looks like a network or
+    broadcast address.
     """
 
-    def __init__(self, network: str):
+    def __init__(self, network: str, lock_dir: str | os.PathLike | None = None):
         self.network = ipaddress.ip_network(network)
         if not self.network.is_loopback:
             raise ValueError(f"{network} is not a loopback network")
         self._taken: set[str] = set()
+        self._claims: dict[str, int] = {}  # address -> the descriptor holding its machine-wide lock
         self._lock = threading.Lock()
+        default = Path(tempfile.gettempdir()) / "localcloud-addresses"
+        self._lock_dir = Path(lock_dir or os.environ.get(ADDRESS_LOCKS_ENV) or default)
 
     def _candidates(self) -> Iterable[str]:
         for address in self.network.hosts():
             if address.packed[-1] not in (0, 255):
                 yield str(address)
 
+    def _claim(self, ip: str) -> bool:
+        """Take the machine-wide lock of ``ip``; False when another pool (another cloud) holds it."""
+        if not self._lock_dir.is_dir():
+            self._lock_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self._lock_dir, 0o1777)  # noqa: S103 - shared by every user's clouds, sticky like /tmp
+        descriptor = os.open(self._lock_dir / ip, os.O_RDONLY | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            os.close(descriptor)
+            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return False
+            raise
+        self._claims[ip] = descriptor
+        return True
+
+    def _unclaim(self, ip: str) -> None:
+        descriptor = self._claims.pop(ip, None)
+        if descriptor is not None:
+            os.close(descriptor)  # closing the descriptor releases its lock
+
     def allocate(self, usable: Callable[[str], bool] | None = None) -> str:
         """The lowest free address; ``usable(ip)``, if given, may refuse one (e.g. "something
         else listens on its port"), which is then skipped this time and tried again next time."""
         with self._lock:
             for ip in self._candidates():
-                if ip in self._taken:
+                if ip in self._taken or not self._claim(ip):
                     continue
                 if usable is not None and not usable(ip):
+                    self._unclaim(ip)
                     continue
                 self._taken.add(ip)
                 return ip
@@ -63,10 +98,13 @@ class AddressPool:
         """Mark an address as taken (one handed out before, e.g. by a previous run)."""
         with self._lock:
             self._taken.add(ip)
+            if ip not in self._claims:
+                self._claim(ip)
 
     def release(self, ip: str) -> None:
         with self._lock:
             self._taken.discard(ip)
+            self._unclaim(ip)
 
     def in_use(self) -> set[str]:
         with self._lock:

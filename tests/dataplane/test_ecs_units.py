@@ -132,8 +132,8 @@ def test_backoff_and_circuit_breaker_threshold():
 # -- addresses ------------------------------------------------------------------------------------
 
 
-def test_addresses_are_handed_out_lowest_first_skip_refused_ones_and_come_back():
-    pool = AddressPool("127.1.0.0/16")
+def test_addresses_are_handed_out_lowest_first_skip_refused_ones_and_come_back(tmp_path):
+    pool = AddressPool("127.1.0.0/16", tmp_path)
     assert [pool.allocate() for _ in range(3)] == ["127.1.0.1", "127.1.0.2", "127.1.0.3"]
     pool.release("127.1.0.2")
     assert pool.allocate(lambda ip: ip != "127.1.0.2") == "127.1.0.4"  # busy: skipped, not lost
@@ -141,17 +141,30 @@ def test_addresses_are_handed_out_lowest_first_skip_refused_ones_and_come_back()
     assert pool.in_use() == {"127.1.0.1", "127.1.0.2", "127.1.0.3", "127.1.0.4"}
 
 
-def test_addresses_skip_0_and_255_and_run_out():
-    small = AddressPool("127.0.5.0/30")  # .1 and .2 only
+def test_addresses_skip_0_and_255_and_run_out(tmp_path):
+    small = AddressPool("127.0.5.0/30", tmp_path)  # .1 and .2 only
     assert [small.allocate(), small.allocate()] == ["127.0.5.1", "127.0.5.2"]
     with pytest.raises(RuntimeError, match="no free address"):
         small.allocate()
-    big = AddressPool("127.1.0.0/16")
+    big = AddressPool("127.1.0.0/16", tmp_path)
     for ip in (f"127.1.0.{n}" for n in range(1, 255)):
         big.claim(ip)
     assert big.allocate() == "127.1.1.1"
     with pytest.raises(ValueError, match="not a loopback"):
         AddressPool("10.0.0.0/24")
+
+
+def test_two_clouds_never_hand_out_the_same_address(tmp_path):
+    """Clouds side by side share the networks: an address one pool hands out is claimed machine-wide (a
+    lock file) until released, whatever the other pool's own bookkeeping says."""
+    one, two = AddressPool("127.1.0.0/16", tmp_path), AddressPool("127.1.0.0/16", tmp_path)
+    assert one.allocate() == "127.1.0.1"
+    assert two.allocate() == "127.1.0.2"  # .1 is the other cloud's
+    assert one.allocate(lambda ip: ip != "127.1.0.3") == "127.1.0.4"
+    assert two.allocate() == "127.1.0.3"  # refused by the first pool's check: not kept claimed
+    one.release("127.1.0.1")
+    assert two.allocate() == "127.1.0.1"
+    assert one.allocate() == "127.1.0.5"
 
 
 # -- images ---------------------------------------------------------------------------------------
