@@ -209,10 +209,12 @@ class Verdict(NamedTuple):
 
 
 def judge_healthy(color: Mapping[str, Any], required: int, task_definition: Optional[str] = None) -> Verdict:
-    """A colour is deployed when ``required`` targets are healthy and the ECS deployment of ``task_definition``
-    (its primary one when not given) completed: ECS says so only once its tasks pass their container health
-    check too. A deployment the circuit breaker failed, or rolled back to another task definition (whose
-    targets would count too), has failed for good. Where ECS reports no rollout state, the targets decide."""
+    """A colour is deployed when ``required`` targets are healthy, its primary ECS deployment (of
+    ``task_definition`` when given) runs ``required`` tasks, and that deployment completed: ECS says so only
+    once its tasks pass their container health check too. Counting the primary deployment's own tasks keeps
+    targets of tasks just stopped, or a deployment ECS has not started yet, from passing for the new one. A
+    deployment the circuit breaker failed, or rolled back to another task definition (whose targets would
+    count too), has failed for good. Where ECS reports no rollout state, the counts decide."""
     primary = color.get("deployment") or {}
     running = primary.get("task_definition") or color.get("task_definition", "")
     if task_definition and running and running != task_definition:
@@ -221,14 +223,15 @@ def judge_healthy(color: Mapping[str, Any], required: int, task_definition: Opti
         )
     if primary.get("rollout_state") == "FAILED":
         return Verdict(FAILED, f"the deployment of {running} failed")
-    if color["healthy"] >= required and primary.get("rollout_state", "COMPLETED") != "IN_PROGRESS":
+    tasks = int(primary["running"]) if primary else int(color["running"])
+    if color["healthy"] >= required and tasks >= required and primary.get("rollout_state") != "IN_PROGRESS":
         return Verdict(DONE)
     return Verdict(WAITING)
 
 
 def judge_drained(color: Mapping[str, Any]) -> Verdict:
-    """A colour is drained when its service runs no task."""
-    return Verdict(DONE) if int(color["running"]) == 0 else Verdict(WAITING)
+    """A colour is drained when its service runs no task and none of its targets is healthy any more."""
+    return Verdict(DONE) if int(color["running"]) == 0 and color["healthy"] == 0 else Verdict(WAITING)
 
 
 def progress(color_name: str, color: Mapping[str, Any], required: Optional[int] = None) -> str:

@@ -178,8 +178,15 @@ def test_deploy_size_is_the_active_colours_desired_count_at_least_one():
     assert bg.deploy_size(s) == 1
 
 
-def healthy_color(healthy=2, rollout="COMPLETED", td="app-green:7", primary_td=None):
-    deployments = [{"status": "PRIMARY", "taskDefinition": primary_td or td, "rolloutState": rollout}]
+def healthy_color(healthy=2, rollout="COMPLETED", td="app-green:7", primary_td=None, primary_running=2):
+    deployments = [
+        {
+            "status": "PRIMARY",
+            "taskDefinition": primary_td or td,
+            "rolloutState": rollout,
+            "runningCount": primary_running,
+        }
+    ]
     return color(0, [target("healthy", f"10.0.1.{i}") for i in range(healthy)], service(td=td, deployments=deployments))
 
 
@@ -203,7 +210,13 @@ def healthy_color(healthy=2, rollout="COMPLETED", td="app-green:7", primary_td=N
             ),
             id="rolled back: its healthy targets do not count",
         ),
-        pytest.param(healthy_color(2, ""), None, bg.Verdict(bg.DONE), id="no rollout state: the targets decide"),
+        pytest.param(healthy_color(2, ""), None, bg.Verdict(bg.DONE), id="no rollout state: the counts decide"),
+        pytest.param(
+            healthy_color(2, "", primary_running=0),
+            "app-green:7",
+            bg.Verdict(bg.WAITING),
+            id="healthy targets of stopped tasks do not count for a deployment not started",
+        ),
     ],
 )
 def test_judge_healthy(c, wanted, verdict):
@@ -212,6 +225,8 @@ def test_judge_healthy(c, wanted, verdict):
 
 def test_judge_drained():
     assert bg.judge_drained(color(svc=service(running=1))).status == bg.WAITING
+    assert bg.judge_drained(color(0, [target("healthy")], svc=service(running=0))).status == bg.WAITING
+    assert bg.judge_drained(color(0, [target("draining")], svc=service(running=0))).status == bg.DONE
     assert bg.judge_drained(color(svc=service(running=0))).status == bg.DONE
 
 

@@ -271,7 +271,9 @@ def green(desired=2, running=2, td="app-green:2", rollout="COMPLETED", events=()
         "runningCount": running,
         "pendingCount": desired - running,
         "taskDefinition": f"{TD}/{td}",
-        "deployments": [{"status": "PRIMARY", "taskDefinition": f"{TD}/{td}", "rolloutState": rollout}],
+        "deployments": [
+            {"status": "PRIMARY", "taskDefinition": f"{TD}/{td}", "rolloutState": rollout, "runningCount": running}
+        ],
         "events": [{"message": m} for m in events],
     }
 
