@@ -71,8 +71,8 @@ lint: venv  ## ruff, ansible-lint (production profile), the changelog fragments,
 sanity: venv  ## ansible-test sanity on the collection
 	tools/ansible-test.sh sanity --python 3.11
 
-unit: venv  ## unit tests of the modules and plugins
-	python -m pytest tests/unit $(PYTEST_ARGS)
+unit: venv  ## unit tests of the modules, plugins and tools
+	python -m pytest tests/unit tests/tools $(PYTEST_ARGS)
 
 integration: venv  ## module integration targets against the local AWS API
 	python -m pytest tests/integration $(PYTEST_ARGS)
