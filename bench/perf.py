@@ -28,7 +28,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run as a script from anywhere: localcloud is this repository's package
+sys.path[:0] = [str(REPO), str(REPO / ".collections")]  # this repository's localcloud and collection
+
+from ansible_collections.ecs_production.platform.plugins.callback.timeline import chart_lines  # noqa: E402
 
 from localcloud.harness import LocalCloud, healthy_targets, listener_weights, serve_v1, wait_for  # noqa: E402
 from localcloud.recorder import action_counts, ansible_calls  # noqa: E402
@@ -124,6 +126,7 @@ def main() -> int:
     parser.add_argument("--linear", action="store_true", help="also run the cycle with the plain linear strategy")
     parser.add_argument("--show-calls", action="store_true", help="print each phase's API calls by action")
     parser.add_argument("--json", type=Path, help="also write the figures (and timelines) to this file")
+    parser.add_argument("--timeline", action="store_true", help="print provision-from-empty's timeline (longest tasks)")
     args = parser.parse_args()
     cloud = LocalCloud(record=True)
     cloud.up()
@@ -134,6 +137,10 @@ def main() -> int:
         print_table(
             "project default (ansible.cfg: ecs_production.platform.fast_linear)", results["default"], args.show_calls
         )
+        if args.timeline:
+            recorded = results["default"][0][1]["timeline"]
+            print("\nprovision from empty, its 25 longest tasks:")
+            print("\n".join(chart_lines(recorded["tasks"], recorded["duration"])))
         if args.linear:
             cloud.cli("reset")
             results["linear"] = cycle(cloud, {"ANSIBLE_STRATEGY": "ansible.builtin.linear"})

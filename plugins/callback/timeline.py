@@ -119,17 +119,20 @@ class CallbackModule(CallbackBase):
             self._display.display(self.chart(duration))
 
     def chart(self, duration):
-        """The longest tasks, in the order they ran, each as a bar placed on the run's time axis."""
-        done = [row for row in self.rows if row["duration"] is not None]
-        longest = sorted(done, key=lambda row: row["duration"], reverse=True)[: self.get_option("rows")]
-        scale = CHART_WIDTH / max(duration, 0.001)
-        lines = [
-            f"TIMELINE {duration:.1f} s, {len(done)} tasks ({sum(1 for r in done if r['status'] != 'skipped')} run)"
-        ]
-        for row in sorted(longest, key=lambda row: row["start"]):
-            offset = int(row["start"] * scale)
-            width = max(1, int(row["duration"] * scale))
-            chart_bar = " " * offset + "#" * width
-            label = f"{row['role'] + ' : ' if row['role'] else ''}{row['name']}"[:60]
-            lines.append(f"{row['start']:7.1f} {row['duration']:6.1f}  {chart_bar:<{CHART_WIDTH + 1}} {label}")
-        return "\n".join(lines)
+        return "\n".join(chart_lines(self.rows, duration, self.get_option("rows")))
+
+
+def chart_lines(tasks, duration, rows=25):
+    """The longest ``rows`` tasks of a timeline, in the order they ran, each as a bar on the run's time axis."""
+    done = [task for task in tasks if task["duration"] is not None]
+    longest = sorted(done, key=lambda task: task["duration"], reverse=True)[:rows]
+    scale = CHART_WIDTH / max(duration, 0.001)
+    run = sum(1 for task in done if task["status"] != "skipped")
+    lines = [f"TIMELINE {duration:.1f} s, {len(done)} tasks ({run} run)"]
+    for task in sorted(longest, key=lambda task: task["start"]):
+        offset = int(task["start"] * scale)
+        width = max(1, int(task["duration"] * scale))
+        chart_bar = " " * offset + "#" * width
+        label = f"{task['role'].split('.')[-1] + ' : ' if task['role'] else ''}{task['name']}"[:60]
+        lines.append(f"{task['start']:7.1f} {task['duration']:6.1f}  {chart_bar:<{CHART_WIDTH + 1}} {label}")
+    return lines
