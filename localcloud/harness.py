@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -74,11 +76,16 @@ def playbook_env(api, extra: dict | None = None) -> dict:
     return env
 
 
+def playbook_command(name: str, *args: str) -> list[str]:
+    """``ansible-playbook playbooks/<name>.yml ARGS``."""
+    return ["ansible-playbook", str(REPO / "playbooks" / f"{name}.yml"), *args]
+
+
 def run_playbook(api, name: str, *args: str, env: dict | None = None, timeout: int = 900) -> Run:
     """``ansible-playbook playbooks/<name>.yml ARGS`` against ``api`` (anything with an endpoint_url)."""
     started = time.monotonic()
     result = subprocess.run(
-        ["ansible-playbook", str(REPO / "playbooks" / f"{name}.yml"), *args],
+        playbook_command(name, *args),
         cwd=REPO,
         env=playbook_env(api, env),
         capture_output=True,
@@ -150,8 +157,15 @@ class LocalCloud:
             env=env,
         )
 
-    def down(self) -> None:
-        self.cli("down", timeout=180, check=False)
+    def down(self, remove: bool = False) -> bool:
+        """Stop everything of this cloud; with ``remove``, delete its state dir (and the recording in
+        it) once ``down`` succeeded, else keep it for inspection and say where. True when it stopped."""
+        result = self.cli("down", timeout=180, check=False)
+        if result.returncode != 0:
+            print(f"localcloud down failed ({result.returncode}), state kept in {self.state_dir}:\n{result.stderr}")
+        elif remove:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+        return result.returncode == 0
 
     def status(self) -> dict:
         return json.loads(self.cli("status", "--json", check=False).stdout)
@@ -163,6 +177,20 @@ class LocalCloud:
             self, name, "-e", f"bluegreen_smoke_test_base_url={self.test_url}", *args, env=extra, timeout=timeout
         )
 
+    def start_playbook(self, name: str, *args: str, log: Path) -> Background:
+        """:meth:`playbook` without waiting for it: its output goes to ``log``."""
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                playbook_command(name, "-e", f"bluegreen_smoke_test_base_url={self.test_url}", *args),
+                cwd=REPO,
+                env=playbook_env(self, {"ANSIBLE_NOCOLOR": "1"}),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return Background(process, log, time.time())
+
     def client(self, service: str):
         import boto3
 
@@ -173,6 +201,24 @@ class LocalCloud:
             aws_access_key_id="testing",
             aws_secret_access_key="testing",  # noqa: S106 - the emulator takes any credentials
         )
+
+
+@dataclass
+class Background:
+    """A playbook running in the background (:meth:`LocalCloud.start_playbook`), its output in a file."""
+
+    process: subprocess.Popen
+    log: Path
+    started: float  # wall time
+
+    def wait(self, timeout: float = 900) -> Run:
+        """Its Run once it ends; killed (its whole process group) after ``timeout`` seconds."""
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)  # our own playbook, by its process group
+            self.process.wait()
+        return Run(self.process.returncode, self.log.read_text(errors="replace"), "", time.time() - self.started)
 
 
 def request(method: str, url: str, body: dict | None = None, timeout: float = 10) -> tuple[int, dict, dict]:
@@ -226,6 +272,37 @@ def listener_weights(cloud: LocalCloud, port: int = 443) -> dict[str, int]:
         g["TargetGroupArn"].split("/")[1].rsplit("-", 1)[1]: g["Weight"]
         for g in forward["ForwardConfig"]["TargetGroups"]
     }
+
+
+def set_listener_weights(cloud, weights: dict[str, int], port: int = 443) -> None:
+    """Give a listener's forward action these {colour: weight}, as ``aws elbv2 modify-listener`` would
+    (behind the playbooks' back: drift, or a state a test starts from)."""
+    elbv2 = cloud.client("elbv2")
+    lb = elbv2.describe_load_balancers(Names=[f"{PREFIX}-alb"])["LoadBalancers"][0]
+    listener = next(
+        li for li in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"] if li["Port"] == port
+    )
+    arns = {
+        tg["TargetGroupName"].rsplit("-", 1)[1]: tg["TargetGroupArn"]
+        for tg in elbv2.describe_target_groups(Names=[f"{PREFIX}-{c}" for c in weights])["TargetGroups"]
+    }
+    elbv2.modify_listener(
+        ListenerArn=listener["ListenerArn"],
+        DefaultActions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [{"TargetGroupArn": arns[c], "Weight": w} for c, w in weights.items()]
+                },
+            }
+        ],
+    )
+
+
+def desired_counts(cloud) -> dict[str, int]:
+    """{colour: desired count} of the two services."""
+    services = cloud.client("ecs").describe_services(cluster=PREFIX, services=[f"{PREFIX}-blue", f"{PREFIX}-green"])
+    return {s["serviceName"].rsplit("-", 1)[1]: s["desiredCount"] for s in services["services"]}
 
 
 def serve_v1(cloud: LocalCloud) -> None:
