@@ -5,7 +5,7 @@ reaches the traffic, and what a swap costs the requests in flight.
 
 What runs, all on loopback: a local cloud of its own (``provisioned_cloud()``: the AWS API, the data
 plane, the platform provisioned, v1 on blue), v2 published and deployed to green. A load generator in
-a process of its own (``bg_start_load``) sends ``--rate`` GETs per second (``/`` and
+a process of its own (``localcloud.loadgen``) sends ``--rate`` GETs per second (``/`` and
 ``/items?limit=5`` in turn) through the HTTPS listener for the whole run, one record per request.
 Then, under that load:
 
@@ -33,17 +33,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # this repository's localcloud package
 
-from tests.e2e.localcloud_support import (  # noqa: E402 - after the path is set
-    bg_percentile,
-    bg_start_load,
-    bg_weights,
+from localcloud.harness import (  # noqa: E402 - after the path is set
     healthy_targets,
+    listener_weights,
     provisioned_cloud,
+    set_listener_weights,
     wait_for,
 )
-from tests.e2e.platform_support import set_listener_weights  # noqa: E402
+from localcloud.loadgen import percentile, start_load  # noqa: E402
 
 OUTPUT = REPO / "tests" / "output" / "bluegreen_figures.json"
 
@@ -62,8 +61,8 @@ def phase_figures(name: str, records: list[dict], start: float, end: float) -> d
         "rate": round(len(window) / (end - start), 1) if end > start else None,
         "failed": len(failed),
         "failed_examples": failed[:3],
-        "p50_ms": round(bg_percentile(latencies, 0.5) * 1000, 1) if latencies else None,
-        "p99_ms": round(bg_percentile(latencies, 0.99) * 1000, 1) if latencies else None,
+        "p50_ms": round(percentile(latencies, 0.5) * 1000, 1) if latencies else None,
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1) if latencies else None,
         "colours": colours,
     }
 
@@ -87,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         figures["provision_s"] = round(time.monotonic() - started, 1)
         cloud.cli("publish", "v2")
-        load = bg_start_load(cloud.https, load_dir / "load.jsonl", rate=args.rate)
+        load = start_load(cloud.https, load_dir / "load.jsonl", rate=args.rate)
         marks: list[tuple[str, float, float]] = []  # (phase, start, end), wall times
 
         def playbook(name: str, label: str, *extra: str) -> None:
@@ -128,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         switches = []
         switch_start = time.time()
         for i in range(args.switches):
-            new = "blue" if bg_weights(cloud)["green"] == 100 else "green"
+            new = "blue" if listener_weights(cloud)["green"] == 100 else "green"
             old = "green" if new == "blue" else "blue"
             called = time.time()
             set_listener_weights(cloud, {new: 100, old: 0})
@@ -167,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         records = load.stop() if load is not None else []
         shutil.rmtree(load_dir, ignore_errors=True)
         print("bench/bluegreen.py: bringing the local cloud down ...", flush=True)
-        cloud.down()
+        cloud.down(remove=True)
 
     for label, start, end in marks:
         figures["phases"].append(phase_figures(label, records, start, end))

@@ -1,72 +1,16 @@
-"""Running the collection's playbooks against a local AWS API, and reading the account back."""
+"""Reading the account back after the collection's playbooks ran against a local AWS API (running them:
+``localcloud.harness``)."""
 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
-import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-RECAP = re.compile(r"^localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+from localcloud.harness import ENVIRONMENT, PREFIX, PROJECT, REPO, playbook_command, playbook_env
 
-PROJECT, ENVIRONMENT = "ecs-prod", "local"
-PREFIX = f"{PROJECT}-{ENVIRONMENT}"
 IDENTITY = {"Project": PROJECT, "Environment": ENVIRONMENT, "ManagedBy": "ecs_production.platform"}
-
-
-@dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-    @property
-    def changed(self) -> int:
-        found = RECAP.findall(self.stdout)
-        assert found, f"no play recap in the output:\n{self.output[-5000:]}"
-        return int(found[-1][1])
-
-    def tail(self, chars: int = 6000) -> str:
-        return self.output[-chars:]
-
-
-def playbook_env(api, extra: dict | None = None) -> dict:
-    env = dict(
-        os.environ,
-        AWS_ENDPOINT_URL=api.endpoint_url,
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    )
-    env.update(extra or {})
-    return env
-
-
-def playbook_command(name: str, *args: str) -> list[str]:
-    return ["ansible-playbook", str(REPO / "playbooks" / f"{name}.yml"), *args]
-
-
-def run_playbook(api, name: str, *args: str, env: dict | None = None, timeout: int = 900) -> Run:
-    result = subprocess.run(
-        playbook_command(name, *args),
-        cwd=REPO,
-        env=playbook_env(api, env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    return Run(result.returncode, result.stdout, result.stderr)
 
 
 def kill_playbook_when(api, name: str, marker: str, timeout: int = 600) -> str:
@@ -146,41 +90,3 @@ def live_resources(api) -> dict[str, list[str]]:
         and kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]["KeyManager"] == "CUSTOMER"
     ]
     return {kind: ids for kind, ids in found.items() if ids}
-
-
-def listener_weights(api) -> dict[str, int]:
-    elbv2 = api.client("elbv2")
-    lb = elbv2.describe_load_balancers(Names=[f"{PREFIX}-alb"])["LoadBalancers"][0]
-    listener = next(
-        li for li in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"] if li["Port"] == 443
-    )
-    groups = listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
-    return {g["TargetGroupArn"].split("/")[1].rsplit("-", 1)[1]: g["Weight"] for g in groups}
-
-
-def set_listener_weights(api, weights: dict[str, int]) -> None:
-    elbv2 = api.client("elbv2")
-    lb = elbv2.describe_load_balancers(Names=[f"{PREFIX}-alb"])["LoadBalancers"][0]
-    listener = next(
-        li for li in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"] if li["Port"] == 443
-    )
-    arns = {
-        tg["TargetGroupName"].rsplit("-", 1)[1]: tg["TargetGroupArn"]
-        for tg in elbv2.describe_target_groups(Names=[f"{PREFIX}-{c}" for c in weights])["TargetGroups"]
-    }
-    elbv2.modify_listener(
-        ListenerArn=listener["ListenerArn"],
-        DefaultActions=[
-            {
-                "Type": "forward",
-                "ForwardConfig": {
-                    "TargetGroups": [{"TargetGroupArn": arns[c], "Weight": w} for c, w in weights.items()]
-                },
-            }
-        ],
-    )
-
-
-def desired_counts(api) -> dict[str, int]:
-    services = api.client("ecs").describe_services(cluster=PREFIX, services=[f"{PREFIX}-blue", f"{PREFIX}-green"])
-    return {s["serviceName"].rsplit("-", 1)[1]: s["desiredCount"] for s in services["services"]}

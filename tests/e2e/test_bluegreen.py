@@ -3,13 +3,17 @@ the moto server as the AWS API and a data plane of real processes (app tasks und
 balancer routing real HTTP by the listener's weights, PostgreSQL).
 
 One provisioned cloud serves the whole module (v1 on blue, 2 tasks; v2 and v3 published), always
-brought down at the end. The tests run in order, each from the state the previous one left, as an
-operator's runs would:
+brought down at the end. Each test names the state it starts from (a fixture: blue serving v1, green
+serving v2 with blue retired or standing by, ...) and the fixture brings the cloud there with the
+operator's playbooks, or finds it there. In file order each test leaves the state the next one needs,
+as an operator's runs would, so nothing is run twice:
 
     status (blue*) -> bad inputs -> a version not in ECR -> a deploy the circuit breaker rolls back
     -> a deploy that never turns healthy -> deploy v2, swap (canary), rollback, swap, retire blue,
     under load -> rollback after the retirement -> a canary breached by an alarm -> a swap to the
     colour that has everything -> two swaps at once -> status.
+
+Any test also runs alone (``pytest -k``): its fixture then deploys and swaps what it needs first.
 
 "Nothing changed" is checked twice: a snapshot of everything an operation could change, read through
 the API before and after, and the requests the playbook's modules made, recorded by the AWS API
@@ -25,23 +29,21 @@ import time
 
 import pytest
 
-from tests.e2e.localcloud_support import (
-    bg_down,
-    bg_header,
-    bg_percentile,
-    bg_provisioned_cloud,
-    bg_snapshot,
-    bg_start_load,
-    bg_start_playbook,
-    bg_start_recording,
-    bg_stop_recording,
-    bg_weights,
-    bg_writes,
+from localcloud.harness import (
+    ENVIRONMENT,
+    PREFIX,
+    PROJECT,
+    LocalCloud,
+    desired_counts,
     healthy_targets,
+    listener_weights,
+    provisioned_cloud,
     request,
     wait_for,
 )
-from tests.e2e.platform_support import ENVIRONMENT, PREFIX, PROJECT, desired_counts
+from localcloud.loadgen import percentile, start_load
+from localcloud.recorder import ansible_calls, writes
+from tests.e2e.localcloud_support import snapshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -53,13 +55,117 @@ GRACE = 1.0  # seconds a change of weights may take to reach every response
 
 @pytest.fixture(scope="module")
 def cloud():
-    cloud = bg_provisioned_cloud()
+    cloud = provisioned_cloud(record=True)  # v1 on blue, 2 tasks, serving; green 0
     try:
         cloud.cli("publish", "v2")
         cloud.cli("publish", "v3")
         yield cloud
     finally:
-        bg_down(cloud)
+        cloud.down(remove=True)
+
+
+# -- the states the tests start from ------------------------------------------------------------------
+#
+# Each test names the state it needs (a fixture below) and the fixture brings the module's cloud there
+# from whatever state it is in, with the operator's own playbooks (deploy, swap), or finds it there and
+# does nothing. In file order every state is the one the previous test left, so nothing runs twice;
+# alone (``-k``), a test gets its state from the freshly provisioned cloud.
+
+
+def header(headers: dict, name: str) -> str | None:
+    return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
+
+
+def running_version(cloud: LocalCloud, colour: str) -> str:
+    """The image tag of the task definition the colour's service runs."""
+    ecs = cloud.client("ecs")
+    service = ecs.describe_services(cluster=PREFIX, services=[f"{PREFIX}-{colour}"])["services"][0]
+    definition = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    return definition["containerDefinitions"][0]["image"].rsplit(":", 1)[-1]
+
+
+def serving(cloud: LocalCloud, colour: str, version: str) -> bool:
+    """The colour runs ``version`` with its 2 tasks, both healthy targets."""
+    return (
+        desired_counts(cloud)[colour] == 2
+        and running_version(cloud, colour) == version
+        and healthy_targets(cloud, colour) >= 2
+    )
+
+
+def colour_tasks(cloud: LocalCloud, colour: str) -> list[str]:
+    """The colour's tasks that have not stopped."""
+    ecs = cloud.client("ecs")
+    arns = ecs.list_tasks(cluster=PREFIX, serviceName=f"{PREFIX}-{colour}")["taskArns"]
+    described = ecs.describe_tasks(cluster=PREFIX, tasks=arns)["tasks"] if arns else []
+    return [t["taskArn"] for t in described if t["lastStatus"] != "STOPPED"]
+
+
+def operate(cloud: LocalCloud, playbook: str, *args: str) -> None:
+    run = cloud.playbook(playbook, *args)
+    assert run.returncode == 0, f"bringing the cloud to the test's state: {playbook} {' '.join(args)}\n{run.tail()}"
+
+
+def bring_to(
+    cloud: LocalCloud, active: str, version: str, *, idle: str = "as it is", idle_version: str = "", fresh: bool = False
+) -> LocalCloud:
+    """``active`` has all of 443's traffic, running ``version`` with 2 healthy tasks; the other colour is
+    ``retired`` (desired 0, no task left), ``standby`` (2 healthy tasks of ``idle_version``) or left as it
+    is. ``fresh``: also no swap recorded on the listeners, as after provision. The lock is always free."""
+    other = "green" if active == "blue" else "blue"
+    lock = cloud.client("ssm").get_parameters_by_path(Path=f"/{PROJECT}/{ENVIRONMENT}", Recursive=True)["Parameters"]
+    for parameter in [p["Name"] for p in lock if p["Name"].startswith(LOCK)]:
+        print(f"\n[bluegreen] a lock parameter left by an earlier test removed: {parameter}")
+        cloud.client("ssm").delete_parameter(Name=parameter)
+    if not (listener_weights(cloud)[active] == 100 and serving(cloud, active, version)):
+        if listener_weights(cloud)[active] == 100:  # active with another version: make it the idle colour
+            operate(cloud, "deploy", "-e", f"version={running_version(cloud, active)}")
+            operate(cloud, "swap", "-e", f"color={other}")
+        operate(cloud, "deploy", "-e", f"version={version}")  # onto the idle colour: ``active``
+        operate(cloud, "swap", "-e", f"color={active}")
+    if idle == "retired" and (desired_counts(cloud)[other] or colour_tasks(cloud, other)):
+        operate(cloud, "swap", "-e", f"color={active}", "-e", "retire_old=true")
+        wait_for(lambda: not colour_tasks(cloud, other), timeout=120, what=f"{other}'s tasks gone")
+    elif idle == "standby" and not serving(cloud, other, idle_version):
+        operate(cloud, "deploy", "-e", f"version={idle_version}")
+    if fresh:
+        elbv2 = cloud.client("elbv2")
+        lb = elbv2.describe_load_balancers(Names=[f"{PREFIX}-alb"])["LoadBalancers"][0]
+        arns = [
+            li["ListenerArn"] for li in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+        ]
+        elbv2.remove_tags(ResourceArns=arns, TagKeys=["BlueGreenFrom", "BlueGreenTo"])
+    return cloud
+
+
+@pytest.fixture
+def fresh(cloud):
+    """As after provision: blue serves v1 alone, green has nothing, no swap recorded, the lock free."""
+    return bring_to(cloud, "blue", "v1", idle="retired", fresh=True)
+
+
+@pytest.fixture
+def blue_v1(cloud):
+    """Blue serves v1 on 443 (green as the previous test left it)."""
+    return bring_to(cloud, "blue", "v1")
+
+
+@pytest.fixture
+def green_v2(cloud):
+    """Green serves v2 on 443 (blue as the previous test left it)."""
+    return bring_to(cloud, "green", "v2")
+
+
+@pytest.fixture
+def green_v2_blue_retired(cloud):
+    """Green serves v2; blue was retired (desired 0)."""
+    return bring_to(cloud, "green", "v2", idle="retired")
+
+
+@pytest.fixture
+def green_v2_blue_v1_standby(cloud):
+    """Green serves v2; blue stands by with 2 healthy tasks of v1."""
+    return bring_to(cloud, "green", "v2", idle="standby", idle_version="v1")
 
 
 def flat(text: str) -> str:
@@ -97,7 +203,7 @@ def served_by(url: str) -> tuple[str | None, str | None]:
 def create_item(url: str, name: str) -> tuple[int, str | None, str | None]:
     status, body, headers = request("POST", f"{url}/items", {"name": name})
     assert status == 201, (url, status, body)
-    return body["id"], bg_header(headers, "X-Deployment-Color"), bg_header(headers, "X-App-Version")
+    return body["id"], header(headers, "X-Deployment-Color"), header(headers, "X-App-Version")
 
 
 def all_items(url: str) -> dict[int, str]:
@@ -126,7 +232,7 @@ class WeightWatch:
     def _run(self):
         while not self._stop.is_set():
             try:
-                weights = bg_weights(self.cloud)
+                weights = listener_weights(self.cloud)
             except Exception as error:  # noqa: BLE001 - reported by the test
                 self.errors.append(repr(error))
             else:
@@ -143,6 +249,7 @@ class WeightWatch:
 # -- status and refusals: nothing moves --------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("fresh")
 def test_status_shows_the_table_with_the_active_colour_marked(cloud):
     run = cloud.playbook("status")
     assert run.returncode == 0, run.tail()
@@ -171,6 +278,7 @@ def test_status_shows_the_table_with_the_active_colour_marked(cloud):
     assert "lock: free" in run.stdout
 
 
+@pytest.mark.usefixtures("blue_v1")
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -188,53 +296,55 @@ def test_status_shows_the_table_with_the_active_colour_marked(cloud):
     ids=["color=purple", "canary=10,120", "missing-environment"],
 )
 def test_a_bad_input_is_refused_clearly_and_changes_nothing(cloud, args, message):
-    before = bg_snapshot(cloud)
-    bg_start_recording(cloud)
+    before = snapshot(cloud)
+    cloud.recorder.start()
     run = cloud.playbook("swap", *args)
-    calls = bg_stop_recording(cloud)
+    calls = ansible_calls(cloud.recorder.stop())
     assert run.returncode != 0, run.tail()
     assert message in flat(run.output), run.tail()
     # Refused before the credentials are even asked for: not one AWS request.
     assert calls == [], calls
-    assert bg_snapshot(cloud) == before
-    assert bg_weights(cloud) == {"blue": 100, "green": 0}
+    assert snapshot(cloud) == before
+    assert listener_weights(cloud) == {"blue": 100, "green": 0}
 
 
+@pytest.mark.usefixtures("blue_v1")
 def test_deploying_a_version_not_in_ecr_changes_nothing_and_says_why(cloud):
-    before = bg_snapshot(cloud)
-    bg_start_recording(cloud)
+    before = snapshot(cloud)
+    cloud.recorder.start()
     run = cloud.playbook("deploy", "-e", "version=v9")
-    calls = bg_stop_recording(cloud)
+    calls = ansible_calls(cloud.recorder.stop())
     assert run.returncode != 0, run.tail()
     out = flat(run.output)
     assert "Version v9 is not in ECR repository ecs-prod-local: push the image first" in out, run.tail()
     assert "`bin/localcloud publish v9`" in out and "Nothing was changed." in out
     assert any(call["action"] == "DescribeImages" for call in calls), calls  # it did look
-    assert bg_writes(calls, ignore_lock=False) == []  # and wrote nothing, not even the lock
-    after = bg_snapshot(cloud)
+    assert writes(calls, ignore_lock=False) == []  # and wrote nothing, not even the lock
+    after = snapshot(cloud)
     assert after["listeners"] == before["listeners"]  # the weights of 443 and of the test listener
     assert after["services"] == before["services"]  # task definitions, desired counts, deployments
     assert after == before
-    assert bg_weights(cloud) == {"blue": 100, "green": 0}
+    assert listener_weights(cloud) == {"blue": 100, "green": 0}
 
 
 # -- deploys that fail: a diagnosis, and the traffic stays ----------------------------------------------
 
 
 def _failed_deploy(cloud, settings: dict) -> tuple[object, float, dict, dict]:
-    before = bg_snapshot(cloud)
+    before = snapshot(cloud)
     started = time.monotonic()
     run = cloud.playbook("deploy", "-e", "version=v3", "-e", json.dumps(settings), "-e", "bluegreen_deploy_timeout=60")
-    return run, time.monotonic() - started, before, bg_snapshot(cloud)
+    return run, time.monotonic() - started, before, snapshot(cloud)
 
 
 def _traffic_stayed_on_blue(cloud, before: dict, after: dict) -> None:
     assert after["listeners"][443] == before["listeners"][443]
-    assert bg_weights(cloud) == {"blue": 100, "green": 0}
+    assert listener_weights(cloud) == {"blue": 100, "green": 0}
     assert after["services"][f"{PREFIX}-blue"] == before["services"][f"{PREFIX}-blue"]
     assert served_by(cloud.https) == ("blue", "v1")
 
 
+@pytest.mark.usefixtures("blue_v1")
 def test_a_deploy_the_circuit_breaker_rolls_back_fails_with_a_diagnosis(cloud):
     # v3 cannot start: a malformed setting stops gunicorn at once (exit 1). ECS's circuit breaker then
     # fails the deployment and sends green back to its previous task definition (v1), whose targets
@@ -255,6 +365,7 @@ def test_a_deploy_the_circuit_breaker_rolls_back_fails_with_a_diagnosis(cloud):
     _traffic_stayed_on_blue(cloud, before, after)
 
 
+@pytest.mark.usefixtures("blue_v1")
 def test_a_deploy_that_never_turns_healthy_times_out_with_a_diagnosis(cloud):
     # v3 starts but never serves: it waits for a database it cannot reach (certificate verification
     # without a CA bundle), up to 10 minutes, as a task stuck at start-up would.
@@ -274,6 +385,7 @@ def test_a_deploy_that_never_turns_healthy_times_out_with_a_diagnosis(cloud):
     _traffic_stayed_on_blue(cloud, before, after)
 
 
+@pytest.mark.usefixtures("blue_v1")
 def test_a_deploy_whose_container_check_cannot_pass_never_gets_production_traffic(cloud):
     # The seed's mistake: curl in the container health check of an image without curl. The app
     # serves, so the target group's check passes and the targets turn healthy; the container check
@@ -322,6 +434,7 @@ def test_a_deploy_whose_container_check_cannot_pass_never_gets_production_traffi
 # -- the whole cycle under load ----------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("blue_v1")
 def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp_path):
     steps = []  # {name, start, end, during: colours allowed, after: colours allowed}
     created = []  # (id, name, colour, version)
@@ -332,7 +445,7 @@ def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp
         end = time.time()
         steps.append({"name": name, "start": start, "end": end, "during": set(during), "after": set(after)})
         assert run.returncode == 0, f"{name}:\n{run.tail()}"
-        assert bg_weights(cloud) == weights, name
+        assert listener_weights(cloud) == weights, name
         time.sleep(3)  # a steady window, past the grace, before the next change
 
     def items_at(stage, expected):
@@ -350,7 +463,7 @@ def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp
         assert missing == [], f"{stage}: items lost {missing}"
 
     watch = WeightWatch(cloud)
-    load = bg_start_load(cloud.https, tmp_path / "load.jsonl", rate=RATE)
+    load = start_load(cloud.https, tmp_path / "load.jsonl", rate=RATE)
     began = time.time()
     try:
         time.sleep(3)
@@ -358,7 +471,7 @@ def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp
         step(
             "deploy v2 to green", "deploy", ["-e", "version=v2"], {"blue"}, {"blue"}, weights={"blue": 100, "green": 0}
         )
-        assert bg_weights(cloud, 9443) == {"blue": 0, "green": 100}
+        assert listener_weights(cloud, 9443) == {"blue": 0, "green": 100}
         assert served_by(cloud.test_url) == ("green", "v2")
         items_at("deployed", {443: "blue", 9443: "green"})
         step(
@@ -390,7 +503,7 @@ def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp
             weights={"blue": 0, "green": 100},
         )
         assert desired_counts(cloud) == {"blue": 0, "green": 2}
-        wait_for(lambda: not any(t["colour"] == "blue" for t in _tasks(cloud)), timeout=120, what="blue's tasks gone")
+        wait_for(lambda: not colour_tasks(cloud, "blue"), timeout=120, what="blue's tasks gone")
         items_at("retired", {443: "green"})
         time.sleep(3)
     finally:
@@ -447,61 +560,54 @@ def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp
     latencies = [r["latency"] for r in records]
     print(
         f"\n[bluegreen] cycle under load: {len(records)} requests in {ended - began:.0f} s ({rate:.0f}/s), "
-        f"0 failed, p50 {bg_percentile(latencies, 0.5) * 1000:.1f} ms, "
-        f"p99 {bg_percentile(latencies, 0.99) * 1000:.1f} ms, "
+        f"0 failed, p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
+        f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms, "
         f"{len(created)} items on both colours kept"
     )
     for s in steps:
         print(f"[bluegreen]   {s['name']:<36} {s['end'] - s['start']:6.1f} s")
 
 
-def _tasks(cloud) -> list[dict]:
-    """The data plane's running tasks, with their colour (from the service's name)."""
-    ecs = cloud.client("ecs")
-    tasks = []
-    for colour in ("blue", "green"):
-        arns = ecs.list_tasks(cluster=PREFIX, serviceName=f"{PREFIX}-{colour}")["taskArns"]
-        if arns:
-            described = ecs.describe_tasks(cluster=PREFIX, tasks=arns)["tasks"]
-            tasks += [{"colour": colour, "status": t["lastStatus"]} for t in described if t["lastStatus"] != "STOPPED"]
-    return tasks
-
-
 # -- after the cycle: green has everything, blue was retired ------------------------------------------
 
 
+@pytest.mark.usefixtures("green_v2_blue_retired")
 def test_rollback_after_the_old_colour_was_retired_fails_clearly_and_changes_nothing(cloud):
     assert desired_counts(cloud) == {"blue": 0, "green": 2}
-    before = bg_snapshot(cloud)
-    bg_start_recording(cloud)
+    before = snapshot(cloud)
+    cloud.recorder.start()
     run = cloud.playbook("rollback")
-    calls = bg_stop_recording(cloud)
+    calls = ansible_calls(cloud.recorder.stop())
     assert run.returncode != 0, run.tail()
     out = flat(run.output)
     assert "Refused to send traffic to blue" in out, run.tail()
     assert "has a desired count of 0. Nothing was changed" in out, run.tail()
     # Gated before anything was written: no listener change, and not even the record of the swap.
-    assert bg_writes(calls) == [], bg_writes(calls)
-    assert bg_snapshot(cloud) == before
-    assert bg_weights(cloud) == {"blue": 0, "green": 100}
+    assert writes(calls) == [], writes(calls)
+    assert snapshot(cloud) == before
+    assert listener_weights(cloud) == {"blue": 0, "green": 100}
     assert served_by(cloud.https) == ("green", "v2")
 
 
+@pytest.mark.usefixtures("green_v2")
 def test_a_canary_breached_by_an_alarm_rolls_back_to_the_old_colour(cloud, tmp_path):
     run = cloud.playbook("deploy", "-e", "version=v1")  # onto the idle colour: blue
     assert run.returncode == 0, run.tail()
-    assert bg_weights(cloud) == {"blue": 0, "green": 100}
+    assert listener_weights(cloud) == {"blue": 0, "green": 100}
     cloudwatch = cloud.client("cloudwatch")
     alarm = f"{PREFIX}-blue-5xx"
-    swap = bg_start_playbook(
-        cloud, "swap", "-e", "color=blue", "-e", "canary=10,50,100", "-e", "bake_seconds=30", log=tmp_path / "swap.log"
+    swap = cloud.start_playbook(
+        "swap", "-e", "color=blue", "-e", "canary=10,50,100", "-e", "bake_seconds=30", log=tmp_path / "swap.log"
     )
     try:
         wait_for(
-            lambda: bg_weights(cloud) == {"blue": 10, "green": 90}, timeout=300, interval=0.3, what="the 10 % step"
+            lambda: listener_weights(cloud) == {"blue": 10, "green": 90},
+            timeout=300,
+            interval=0.3,
+            what="the 10 % step",
         )
         time.sleep(3)  # well inside the 30 s bake
-        assert bg_weights(cloud) == {"blue": 10, "green": 90}
+        assert listener_weights(cloud) == {"blue": 10, "green": 90}
         cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="5xx from the canary (test)")
         run = swap.wait(timeout=300)
     finally:
@@ -510,30 +616,31 @@ def test_a_canary_breached_by_an_alarm_rolls_back_to_the_old_colour(cloud, tmp_p
     out = flat(run.output)
     assert f"ROLLED BACK: blue at 10 % breached during the bake (alarm {alarm} is in ALARM" in out, run.tail()
     assert "All traffic is back on green." in out
-    assert bg_weights(cloud) == {"blue": 0, "green": 100}
+    assert listener_weights(cloud) == {"blue": 0, "green": 100}
     assert served_by(cloud.https) == ("green", "v2")
     assert cloud.client("ssm").get_parameters(Names=[LOCK])["InvalidParameters"] == [LOCK]  # released
 
 
+@pytest.mark.usefixtures("green_v2_blue_v1_standby")
 def test_a_swap_to_the_colour_that_has_all_the_traffic_changes_nothing(cloud):
     # Blue runs v1 with 2 healthy tasks: a canary "back" to green must not send it 90 % first.
-    assert bg_weights(cloud) == {"blue": 0, "green": 100}
+    assert listener_weights(cloud) == {"blue": 0, "green": 100}
     wait_for(
         lambda: desired_counts(cloud)["blue"] == 2 and healthy_targets(cloud, "blue") >= 2,
         timeout=120,
         what="blue healthy",
     )
-    before = bg_snapshot(cloud)
+    before = snapshot(cloud)
     watch = WeightWatch(cloud, interval=0.2)
-    bg_start_recording(cloud)
+    cloud.recorder.start()
     run = cloud.playbook("swap", "-e", "color=green", "-e", "canary=10,50,100", "-e", "bake_seconds=2")
-    calls = bg_stop_recording(cloud)
+    calls = ansible_calls(cloud.recorder.stop())
     seen = watch.stop()
     assert run.returncode == 0, run.tail()
     assert seen == [{"blue": 0, "green": 100}], seen
     assert run.changed == 0, run.tail()
-    assert bg_writes(calls) == [], bg_writes(calls)
-    assert bg_snapshot(cloud) == before
+    assert writes(calls) == [], writes(calls)
+    assert snapshot(cloud) == before
 
 
 def _is_subsequence(seen: list, legal: list) -> bool:
@@ -541,15 +648,16 @@ def _is_subsequence(seen: list, legal: list) -> bool:
     return all(any(item == candidate for candidate in position) for item in seen)
 
 
+@pytest.mark.usefixtures("green_v2_blue_v1_standby")
 def test_two_swaps_at_once_run_one_after_the_other(cloud, tmp_path):
-    assert bg_weights(cloud) == {"blue": 0, "green": 100}
+    assert listener_weights(cloud) == {"blue": 0, "green": 100}
     canary = ["-e", "canary=10,50,100", "-e", "bake_seconds=5"]
     watch = WeightWatch(cloud, interval=0.2)
-    to_blue = bg_start_playbook(cloud, "swap", "-e", "color=blue", *canary, log=tmp_path / "to_blue.log")
-    to_green = bg_start_playbook(cloud, "swap", "-e", "color=green", *canary, log=tmp_path / "to_green.log")
+    to_blue = cloud.start_playbook("swap", "-e", "color=blue", *canary, log=tmp_path / "to_blue.log")
+    to_green = cloud.start_playbook("swap", "-e", "color=green", *canary, log=tmp_path / "to_green.log")
     runs = {"blue": to_blue.wait(timeout=600), "green": to_green.wait(timeout=600)}
     seen = watch.stop()
-    final = bg_weights(cloud)
+    final = listener_weights(cloud)
 
     # One complete swap one way, never a mix.
     assert final in ({"blue": 100, "green": 0}, {"blue": 0, "green": 100}), final

@@ -35,20 +35,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.localcloud_support import (
-    Client,
+from localcloud.harness import (
+    PREFIX,
+    REPO,
     LocalCloud,
     healthy_targets,
-    listening_pids,
-    process_tree,
-    processes_of,
     provisioned_cloud,
-    refuses,
     request,
-    still_running,
+    set_listener_weights,
     wait_for,
 )
-from tests.e2e.platform_support import PREFIX, REPO, set_listener_weights
+from tests.e2e.localcloud_support import Client, listening_pids, process_tree, processes_of, refuses, still_running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 

@@ -1,8 +1,11 @@
 """The foundation, end to end against the local AWS API: provision, re-run, check mode, drift that
 belongs to deploy and swap, teardown (also after an interrupted provision), and bad input.
 
-The tests of this module run in order on one account: each scenario starts from the state the
-previous one left, as an operator's runs would.
+The tests share one account. Each names the state it starts from (the ``empty`` or ``provisioned``
+fixture), which the fixture checks through the API and, where the account is not in it, reaches (a
+reset of the local account, then the provision playbook). In file order each test leaves the state the
+next one needs, as an operator's runs would, so nothing runs twice; alone (``pytest -k``), a test gets
+its state first.
 """
 
 from __future__ import annotations
@@ -10,18 +13,31 @@ from __future__ import annotations
 import botocore.exceptions
 import pytest
 
-from tests.e2e.platform_support import (
-    PREFIX,
-    desired_counts,
-    kill_playbook_when,
-    listener_weights,
-    live_resources,
-    run_playbook,
-    set_listener_weights,
-    tagged_arns,
-)
+from localcloud.harness import PREFIX, desired_counts, listener_weights, run_playbook, set_listener_weights
+from tests.e2e.platform_support import kill_playbook_when, live_resources, tagged_arns
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
+
+
+# What a completed provision leaves (inventories/local), as live_resources() reads it.
+PROVISIONED_KINDS = {
+    "vpcs",
+    "subnets",
+    "security_groups",
+    "internet_gateways",
+    "load_balancers",
+    "target_groups",
+    "db_instances",
+    "db_subnet_groups",
+    "parameters",
+    "roles",
+    "log_groups",
+    "repositories",
+    "certificates",
+    "clusters",
+    "kms_keys",
+}
+LOCK = "/ecs-prod/local/lock"
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +46,40 @@ def api(aws_api):
     return aws_api
 
 
-def test_check_mode_on_an_empty_account_reports_changes_and_creates_nothing(api):
+@pytest.fixture
+def empty(api):
+    """Nothing of the environment in the account (reset when something is)."""
+    if live_resources(api) or tagged_arns(api):
+        api.reset()
+    return api
+
+
+def is_provisioned(api) -> bool:
+    """Everything a provision makes is there, as provision leaves it: blue has the traffic and two
+    tasks, green none, and no run holds the lock."""
+    if set(live_resources(api)) != PROVISIONED_KINDS:
+        return False
+    held = api.client("ssm").get_parameters(Names=[LOCK])["Parameters"]
+    return (
+        not held
+        and listener_weights(api) == {"blue": 100, "green": 0}
+        and desired_counts(api) == {"blue": 2, "green": 0}
+    )
+
+
+@pytest.fixture
+def provisioned(api):
+    """The platform provisioned (from an empty account when it is not)."""
+    if not is_provisioned(api):
+        api.reset()
+        run = run_playbook(api, "provision")
+        assert run.returncode == 0, f"provisioning for the test:\n{run.tail()}"
+        assert is_provisioned(api)
+    return api
+
+
+def test_check_mode_on_an_empty_account_reports_changes_and_creates_nothing(empty):
+    api = empty
     run = run_playbook(api, "provision", "--check", "--diff")
     assert run.returncode == 0, run.tail()
     assert run.changed > 10, run.tail()
@@ -38,7 +87,8 @@ def test_check_mode_on_an_empty_account_reports_changes_and_creates_nothing(api)
     assert live_resources(api) == {}
 
 
-def test_provision_from_empty_never_prints_the_password(api, tmp_path):
+def test_provision_from_empty_never_prints_the_password(empty, tmp_path):
+    api = empty
     log = tmp_path / "ansible.log"
     run = run_playbook(api, "provision", "-vvv", env={"ANSIBLE_LOG_PATH": str(log)})
     assert run.returncode == 0, run.tail()
@@ -54,19 +104,22 @@ def test_provision_from_empty_never_prints_the_password(api, tmp_path):
     assert value not in log.read_text(errors="replace")
 
 
-def test_the_first_rerun_changes_nothing(api):
+def test_the_first_rerun_changes_nothing(provisioned):
+    api = provisioned
     run = run_playbook(api, "provision")
     assert run.returncode == 0, run.tail()
     assert run.changed == 0, run.tail()
 
 
-def test_check_mode_on_the_provisioned_account_reports_nothing(api):
+def test_check_mode_on_the_provisioned_account_reports_nothing(provisioned):
+    api = provisioned
     run = run_playbook(api, "provision", "--check", "--diff")
     assert run.returncode == 0, run.tail()
     assert run.changed == 0, run.tail()
 
 
-def test_provision_summary_shows_the_platform(api):
+def test_provision_summary_shows_the_platform(provisioned):
+    api = provisioned
     run = run_playbook(api, "provision")
     assert f"{PREFIX}-alb" in run.stdout
     assert "weights 443    blue 100 / green 0" in run.stdout
@@ -75,18 +128,24 @@ def test_provision_summary_shows_the_platform(api):
     assert "postgres 15." in run.stdout
 
 
-def test_provision_keeps_weights_and_desired_counts_set_behind_its_back(api):
+def test_provision_keeps_weights_and_desired_counts_set_behind_its_back(provisioned):
+    api = provisioned
     set_listener_weights(api, {"blue": 0, "green": 100})
     api.client("ecs").update_service(cluster=PREFIX, service=f"{PREFIX}-green", desiredCount=2)
 
-    run = run_playbook(api, "provision")
-    assert run.returncode == 0, run.tail()
-    assert run.changed == 0, run.tail()
-    assert listener_weights(api) == {"blue": 0, "green": 100}
-    assert desired_counts(api) == {"blue": 2, "green": 2}
+    try:
+        run = run_playbook(api, "provision")
+        assert run.returncode == 0, run.tail()
+        assert run.changed == 0, run.tail()
+        assert listener_weights(api) == {"blue": 0, "green": 100}
+        assert desired_counts(api) == {"blue": 2, "green": 2}
+    finally:  # as provision left it, for the next test
+        set_listener_weights(api, {"blue": 100, "green": 0})
+        api.client("ecs").update_service(cluster=PREFIX, service=f"{PREFIX}-green", desiredCount=0)
 
 
-def test_teardown_leaves_nothing_and_a_second_teardown_changes_nothing(api):
+def test_teardown_leaves_nothing_and_a_second_teardown_changes_nothing(provisioned):
+    api = provisioned
     # As in inventories/prod: the load balancer is protected against deletion, which AWS enforces.
     elbv2 = api.client("elbv2")
     arn = elbv2.describe_load_balancers(Names=[f"{PREFIX}-alb"])["LoadBalancers"][0]["LoadBalancerArn"]
@@ -106,7 +165,8 @@ def test_teardown_leaves_nothing_and_a_second_teardown_changes_nothing(api):
     assert again.changed == 0, again.tail()
 
 
-def test_teardown_after_a_provision_killed_midway_leaves_nothing(api):
+def test_teardown_after_a_provision_killed_midway_leaves_nothing(empty):
+    api = empty
     kill_playbook_when(api, "provision", "TASK [ecs_production.platform.alb : Load balancer")
     assert live_resources(api), "the interrupted provision should have left something to clean up"
 
