@@ -230,7 +230,7 @@ def test_create_writes_the_key_with_description_and_tags_then_the_alias_then_rot
 
 
 def test_create_without_rotation_does_not_call_for_it(kms, capsys):
-    result = run(capsys, **dict(PRESENT, enable_key_rotation=False))
+    result = run(capsys, **{**PRESENT, "enable_key_rotation": False})
     assert result["changes"] == [f"create key {ALIAS}"]
     assert kms.writes() == ["create_key", "create_alias"]
 
