@@ -200,6 +200,48 @@ class PostgresServer:
             timeout=timeout + 5,
         )
 
+    def postmaster_pid(self) -> Optional[int]:
+        """The PID in ``postmaster.pid`` (the server's lock file), if there is one."""
+        try:
+            return int(self._lock_file_lines()[0])
+        except (IndexError, ValueError):
+            return None
+
+    def postmaster_alive(self) -> bool:
+        """Whether the lock file's postmaster runs: cheap enough to ask twice a second.
+
+        A zombie is dead: a postmaster killed after ``pg_ctl`` exited is an orphan, and where
+        nothing reaps orphans (PID 1 of some containers) its PID stays taken, so ``kill(pid, 0)``
+        and ``pg_ctl status`` still find it.
+        """
+        pid = self.postmaster_pid()
+        process = _process(pid) if pid is not None else None
+        return process is not None and process[0] == "postgres" and process[1] not in ("Z", "X")
+
+    def recover(self, timeout: float = 60.0) -> None:
+        """Start the server again after its postmaster died without a shutdown (crash, ``kill -9``).
+
+        PostgreSQL's own interlock refuses to start while a process of the dead server is still
+        attached to its shared memory (orphaned backends notice the postmaster's death and exit
+        within moments): wait for them. A dead postmaster that is a zombie looks alive to
+        PostgreSQL and ``pg_ctl``, so its lock file is removed once nothing is attached any more.
+        The start replays the WAL (crash recovery): every committed transaction is kept.
+        """
+        if self.postmaster_alive():
+            raise PostgresError(f"the postmaster of {self.data_dir} is running")
+        deadline = time.monotonic() + timeout
+        while self._shared_memory_attached():
+            if time.monotonic() > deadline:
+                raise PostgresError(f"processes of the dead server of {self.data_dir} still hold its shared memory")
+            time.sleep(0.1)
+        pid = self.postmaster_pid()
+        if pid is not None and _process(pid) is not None:  # a zombie, or the PID is someone else's now
+            lines = self._lock_file_lines()
+            if len(lines) > 4 and lines[4]:  # the unix socket's lock file holds the same PID
+                Path(lines[4], f".s.PGSQL.{self.port}.lock").unlink(missing_ok=True)
+            (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
+        self.start(timeout=max(1.0, deadline - time.monotonic()))
+
     def is_running(self) -> bool:
         if not (self.data_dir / "PG_VERSION").exists():
             return False
@@ -319,6 +361,29 @@ class PostgresServer:
             output = (result.stdout + result.stderr).strip()[-2000:]
             raise PostgresError(f"{what} failed (exit {result.returncode}): {output}\n{self._log_tail()}")
 
+    def _lock_file_lines(self) -> list[str]:
+        try:
+            return (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return []
+
+    def _shared_memory_attached(self) -> bool:
+        """Whether a process is attached to the System V segment the lock file names (line 7)."""
+        lines = self._lock_file_lines()
+        try:
+            shmid = int(lines[6].split()[1])
+        except (IndexError, ValueError):
+            return False
+        try:
+            table = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+        except OSError:
+            return False
+        for row in table:
+            fields = row.split()
+            if len(fields) > 6 and fields[1] == str(shmid):
+                return int(fields[6]) > 0
+        return False
+
     def _log_tail(self, lines: int = 20) -> str:
         try:
             tail = self.log_file.read_text(errors="replace").splitlines()[-lines:]
@@ -331,3 +396,13 @@ def _conninfo_value(value: str) -> str:
     if value and not any(ch in value for ch in " '\\"):
         return value
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _process(pid: int) -> Optional[tuple[str, str]]:
+    """A process's name and state letter (``R``, ``S``, ``Z``...) from ``/proc``; None if there is none."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name, _, rest = stat.partition("(")[2].rpartition(")")
+    return name, rest.split()[0]
