@@ -6,8 +6,9 @@ endpoint (its requests carry the ``localcloud-dataplane`` user agent, which the 
 its request log). Every ``tick`` (0.5 s) it reconciles RDS (databases first, so that their names
 resolve before tasks start), then ECS; the load balancer plane follows the listeners by itself.
 Emulator internals are used only where the API cannot express what the data plane must do: the
-RDS master password (``rds.moto_master_password``) and reflecting the tasks it runs into the ECS
-backend (``ecs.MotoEcsMirror``). It rewrites ``<state>/status.json`` every second: what
+RDS master password (``rds.moto_master_password``), reflecting the RDS engines' restarts
+(``rds.MotoRdsMirror``) and the tasks it runs (``ecs.MotoEcsMirror``) into the emulator's
+backends. It rewrites ``<state>/status.json`` every second: what
 ``localcloud status`` prints.
 
 Everything it starts carries ``LOCALCLOUD_OWNER=<state dir>`` in its environment (tasks and
@@ -182,6 +183,7 @@ class DataPlane:
             regions=self.regions,
             password_source=password_source,
             hosts_file=self.hosts_file,
+            mirror=rds.MotoRdsMirror(self.account_id) if self.emulator_in_process else None,
         )
         if self.load_balancer:
             self._start_load_balancer()

@@ -11,9 +11,16 @@ exactly as the RDS API reports them.
 The instance follows the API: a master password changed with ``ModifyDBInstance`` is changed in
 PostgreSQL (``ALTER ROLE``; open sessions stay connected, as on RDS); ``StopDBInstance`` stops the
 server and ``StartDBInstance`` starts it again; deleting the instance stops the server and removes
-its data. The instance's status in the API stays what the emulator reports ("available" at once):
-as on RDS, "available" does not promise that the server accepts connections yet, which is why the
-app retries its first connection; ``localcloud status`` shows the server's own state.
+its data. The instance's status in the API is what the emulator reports ("available" at once): as
+on RDS, "available" does not promise that the server accepts connections yet, which is why the app
+retries its first connection; ``localcloud status`` shows the server's own state.
+
+The plane supervises the servers, as RDS does its engines: a postmaster that dies (a crash,
+``kill -9``) is noticed within a reconcile round and started again on the same data, address,
+port and credentials, PostgreSQL's crash recovery replaying the WAL (every committed transaction
+is kept). ``RebootDBInstance`` restarts the server for real (stop, start). Meanwhile the
+instance's status in the API is ``rebooting``, then ``available`` again, and the restart is
+recorded as RDS events (``DescribeEvents``): see :class:`MotoRdsMirror`.
 
 The master password: RDS never returns it (``DescribeDBInstances`` has no such field), and
 neither does the emulator. When the instance manages it in Secrets Manager
@@ -32,6 +39,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -42,6 +50,7 @@ log = logging.getLogger(__name__)
 
 POSTGRES_ENGINES = ("postgres",)
 STOPPED_STATES = ("stopped", "stopping")
+RESTART_TIMEOUT = 60.0  # how long a restart is retried before the instance is failed
 PasswordSource = Callable[[str, str], "str | None"]  # (region, identifier) -> master password
 
 
@@ -63,6 +72,44 @@ def moto_master_password(account_id: str) -> PasswordSource:
     return read
 
 
+class MotoRdsMirror:
+    """Reflects the engines' restarts into the in-process RDS backend: the instance's status and events.
+
+    The API has no call for what RDS itself reports (an instance's status, its events), so this
+    writes moto's own objects. While it is open, ``RebootDBInstance`` sets an instance
+    ``rebooting`` (the patch ``rds_reboot_db_instance``) and the plane does the reboot.
+    """
+
+    def __init__(self, account_id: str):
+        from localcloud.patches import rds_reboot_db_instance
+
+        self.account_id = account_id
+        self._engines_run = rds_reboot_db_instance.ENGINES_RUN
+        self._engines_run["planes"] += 1
+        self._open = True
+
+    def _database(self, region: str, identifier: str):
+        from moto.rds.models import rds_backends
+
+        return rds_backends[self.account_id][region].databases.get(identifier)
+
+    def set_status(self, region: str, identifier: str, status: str, *, was: Iterable[str]) -> None:
+        """Set the instance's status if it is one of ``was`` (an instance deleted meanwhile is left alone)."""
+        database = self._database(region, identifier)
+        if database is not None and database.status in tuple(was):
+            database.status = status
+
+    def event(self, region: str, identifier: str, event_type: str) -> None:
+        database = self._database(region, identifier)
+        if database is not None:
+            database.add_event(event_type)
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._engines_run["planes"] -= 1
+
+
 def _digest(password: str) -> str:
     return hashlib.sha256(password.encode()).hexdigest()
 
@@ -78,8 +125,10 @@ class LocalDatabase:
     master_username: str
     directory: Path
     engine_version: str = ""
-    state: str = "creating"  # creating, available, stopped, failed, deleting
+    state: str = "creating"  # creating, available, rebooting, stopped, failed, deleting
     error: str = ""
+    restarts: int = 0  # engine restarts: crashes recovered and reboots
+    settled_at: float = 0.0  # monotonic time of the last restart's end
     password_digest: str | None = None
     server: PostgresServer | None = None
     job: concurrent.futures.Future | None = None
@@ -109,6 +158,7 @@ class LocalDatabase:
             "db_name": self.db_name,
             "master_username": self.master_username,
             "pid": self.pid() if self.state == "available" else None,
+            "restarts": self.restarts,
             "data_dir": str(self.data_dir),
             "log": str(self.data_dir.with_name("data.log")),
             "error": self.error or None,
@@ -130,6 +180,7 @@ class RdsPlane:
         regions: Callable[[], Iterable[str]],
         password_source: PasswordSource,
         hosts_file: Path,
+        mirror: MotoRdsMirror | None = None,
         addresses: AddressPool | None = None,
         settings: dict[str, str] | None = None,
         os_user: str = "postgres",
@@ -139,6 +190,7 @@ class RdsPlane:
         self.regions = regions
         self.password_source = password_source
         self.hosts_file = Path(hosts_file)
+        self.mirror = mirror
         self.settings = settings or {}
         self.os_user = os_user
         self.databases: dict[tuple[str, str], LocalDatabase] = {}
@@ -170,6 +222,7 @@ class RdsPlane:
     def reconcile(self) -> None:
         seen: set[tuple[str, str]] = set()
         for region in list(self.regions()):
+            read_at = time.monotonic()
             instances = self._read_instances(region)
             if instances is None:
                 seen.update(k for k in self.databases if k[0] == region)
@@ -179,7 +232,7 @@ class RdsPlane:
                     continue
                 key = (region, instance["DBInstanceIdentifier"])
                 seen.add(key)
-                self._follow(region, instance)
+                self._follow(region, instance, read_at)
         for key, database in list(self.databases.items()):
             if key in seen or database.busy:
                 continue
@@ -190,7 +243,7 @@ class RdsPlane:
                 database.job = self._pool.submit(self._delete, database)
         self._write_hosts()
 
-    def _follow(self, region: str, instance: dict) -> None:
+    def _follow(self, region: str, instance: dict, read_at: float = 0.0) -> None:
         key = (region, instance["DBInstanceIdentifier"])
         database = self.databases.get(key)
         if database is not None and database.state == "deleting":
@@ -205,12 +258,15 @@ class RdsPlane:
             self.databases[key] = database
         if database.busy or database.state == "failed":
             return
+        wanted_status = (instance.get("DBInstanceStatus") or "").lower()
+        if self._supervise(database, wanted_status, read_at):
+            return
         try:
             password = self._password(region, instance)
         except Exception as exc:  # noqa: BLE001
             log.warning("the master password of %s is unreadable: %s", database.identifier, exc)
             return
-        wanted_stopped = (instance.get("DBInstanceStatus") or "").lower() in STOPPED_STATES
+        wanted_stopped = wanted_status in STOPPED_STATES
         if database.state == "creating":
             database.job = self._pool.submit(self._create, database, password, not wanted_stopped)
         elif wanted_stopped and database.state == "available":
@@ -242,6 +298,39 @@ class RdsPlane:
             directory=directory,
             engine_version=instance.get("EngineVersion", ""),
         )
+
+    def _supervise(self, database: LocalDatabase, wanted_status: str, read_at: float) -> bool:
+        """Restart a running server whose postmaster died, or that the API asks to reboot; True if so."""
+        if database.state != "available" or wanted_status in STOPPED_STATES:
+            return False
+        if not database.server.postmaster_alive():
+            self._restart_soon(database, crashed=True)
+            return True
+        # A read older than the last restart's end may still show that restart's "rebooting".
+        if wanted_status == "rebooting" and read_at > database.settled_at:
+            self._restart_soon(database, crashed=False)
+            return True
+        return False
+
+    def _restart_soon(self, database: LocalDatabase, *, crashed: bool) -> None:
+        database.state = "rebooting"
+        if crashed:
+            log.warning("the PostgreSQL server of %s stopped unexpectedly: restarting it", database.identifier)
+            self._reflect(database, "rebooting", was=("available",), event="DB_INSTANCE_ENGINE_STOPPED")
+        else:
+            log.info("rebooting %s", database.identifier)
+        database.job = self._pool.submit(self._restart, database, crashed)
+
+    def _reflect(self, database: LocalDatabase, status: str | None = None, *, was=(), event: str = "") -> None:
+        if self.mirror is None:
+            return
+        try:
+            if status:
+                self.mirror.set_status(database.region, database.identifier, status, was=was)
+            if event:
+                self.mirror.event(database.region, database.identifier, event)
+        except Exception:  # noqa: BLE001 - the API's view lags; the server's state is what counts
+            log.exception("reflecting %s of %s failed", status or event, database.identifier)
 
     def _write_hosts(self) -> None:
         mapping = {d.endpoint: d.ip for d in self.databases.values() if d.state != "deleting"}
@@ -282,17 +371,42 @@ class RdsPlane:
 
     def _start(self, database: LocalDatabase) -> None:
         try:
-            database.server.start()
+            _bring_up(database.server)
             database.state, database.error = "available", ""
         except Exception as exc:  # noqa: BLE001
             database.state, database.error = "failed", str(exc)[-2000:]
 
     def _stop(self, database: LocalDatabase) -> None:
         try:
-            database.server.stop()
+            if database.server.postmaster_alive():  # else it has crashed: its next start recovers
+                database.server.stop()
             database.state = "stopped"
         except Exception as exc:  # noqa: BLE001
             database.state, database.error = "failed", str(exc)[-2000:]
+
+    def _restart(self, database: LocalDatabase, crashed: bool) -> None:
+        started = time.monotonic()
+        if not crashed:
+            self._reflect(database, event="DB_INSTANCE_SHUTDOWN")
+        while True:
+            try:
+                if not crashed and database.server.postmaster_alive():
+                    database.server.stop(mode="fast")
+                _bring_up(database.server, timeout=max(5.0, RESTART_TIMEOUT - (time.monotonic() - started)))
+                break
+            except Exception as exc:  # noqa: BLE001 - tried again until RESTART_TIMEOUT
+                if time.monotonic() - started > RESTART_TIMEOUT:
+                    log.error("restarting the server of %s failed: %s", database.identifier, exc)
+                    database.state, database.error = "failed", str(exc)[-2000:]
+                    self._reflect(database, "failed", was=("rebooting",))
+                    return
+                log.warning("restarting the server of %s failed, trying again: %s", database.identifier, exc)
+                time.sleep(1.0)
+        database.restarts += 1
+        self._reflect(database, "available", was=("rebooting",), event="DB_INSTANCE_RESTARTED")
+        database.settled_at = time.monotonic()  # after the API says available: see _follow
+        database.state, database.error = "available", ""
+        log.info("the server of %s is up again after %.1f s", database.identifier, time.monotonic() - started)
 
     def _rotate(self, database: LocalDatabase, password: str) -> None:
         try:
@@ -324,6 +438,16 @@ class RdsPlane:
         jobs = [self._pool.submit(_stop_quietly, d.server) for d in self.databases.values() if d.server is not None]
         concurrent.futures.wait(jobs, timeout=timeout)
         self._pool.shutdown(wait=True)
+        if self.mirror is not None:
+            self.mirror.close()
+
+
+def _bring_up(server: PostgresServer, timeout: float = 30.0) -> None:
+    """Start the server; one whose postmaster died without a shutdown is recovered first."""
+    if server.postmaster_pid() is not None and not server.postmaster_alive():
+        server.recover(timeout=timeout)
+    else:
+        server.start(timeout=timeout)
 
 
 def _stop_quietly(server: PostgresServer) -> None:
