@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from localcloud.cli import port_open
@@ -168,3 +172,109 @@ def test_a_password_rds_manages_in_secrets_manager_is_read_from_the_secret(dp_cl
     assert result.returncode == 0, result.stderr
     dp_cloud.rds.delete_db_instance(DBInstanceIdentifier="rds-managed", SkipFinalSnapshot=True)
     dp_wait_until(lambda: local(dp_cloud, "rds-managed") is None, 30, what="removed")
+
+
+# -- the supervisor: crashes and reboots ----------------------------------------------------------
+
+
+class StatusWatch:
+    """Every status the API reports for an instance, each change once, read every 20 ms in a thread."""
+
+    def __init__(self, rds, identifier: str):
+        self.rds, self.identifier, self.seen = rds, identifier, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            status = self.rds.describe_db_instances(DBInstanceIdentifier=self.identifier)["DBInstances"][0]
+            if not self.seen or self.seen[-1] != status["DBInstanceStatus"]:
+                self.seen.append(status["DBInstanceStatus"])
+
+    def stop(self) -> list[str]:
+        self._stop.set()
+        self._thread.join(5)
+        return self.seen
+
+
+def messages(cloud, identifier: str) -> list[str]:
+    events = cloud.rds.describe_events(SourceIdentifier=identifier, SourceType="db-instance")["Events"]
+    return [e["Message"] for e in events]
+
+
+def rows(server: dict) -> psycopg.Connection:
+    host, _, port = server["address"].rpartition(":")
+    return psycopg.connect(
+        host=host, port=int(port), user=DP_MASTER_USER, password=DP_MASTER_PASSWORD, dbname="app", autocommit=True
+    )
+
+
+@pytest.fixture(scope="module")
+def supervised(dp_cloud):
+    endpoint = dp_cloud.create_database("rds-supervised")
+    with rows(local(dp_cloud, "rds-supervised")) as connection:
+        connection.execute("CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY)")
+    return endpoint
+
+
+def test_a_killed_postmaster_is_restarted_on_the_same_address_keeping_every_committed_row(dp_cloud, supervised):
+    before = local(dp_cloud, "rds-supervised")
+    with rows(before) as connection:
+        start = connection.execute("SELECT coalesce(max(id), 0) FROM items").fetchone()[0]
+        for i in range(start + 1, start + 201):  # 200 transactions, each committed (autocommit)
+            connection.execute("INSERT INTO items VALUES (%s)", (i,))
+    watch = StatusWatch(dp_cloud.rds, "rds-supervised")
+    time.sleep(0.1)
+    os.kill(before["pid"], signal.SIGKILL)
+    killed = time.monotonic()
+    dp_wait_until(lambda: "rebooting" in watch.seen, 5, interval=0.02, what=f"rebooting: {watch.seen}")
+    dp_wait_until(lambda: watch.seen[-1] == "available", 30, interval=0.02, what=f"available again: {watch.seen}")
+    back = time.monotonic() - killed
+    assert watch.stop()[-3:] == ["available", "rebooting", "available"]
+
+    after = local(dp_cloud, "rds-supervised")
+    assert after["state"] == "available" and after["address"] == before["address"] and after["pid"] != before["pid"]
+    assert after["restarts"] == before["restarts"] + 1
+    result = connect(dp_cloud, supervised, DP_MASTER_USER, DP_MASTER_PASSWORD)  # by its endpoint name, as tasks do
+    assert result.returncode == 0, result.stderr
+    with rows(after) as connection:
+        assert connection.execute("SELECT count(*), max(id) FROM items").fetchone() == (start + 200, start + 200)
+    assert messages(dp_cloud, "rds-supervised")[-2:] == [
+        "The database engine stopped unexpectedly and is being restarted",
+        "DB instance restarted",
+    ]
+    print(f"\nkill -9 of the postmaster: available again after {back:.2f} s, statuses {watch.seen}")
+
+
+def test_reboot_db_instance_restarts_the_server(dp_cloud, supervised):
+    before = local(dp_cloud, "rds-supervised")
+    answer = dp_cloud.rds.reboot_db_instance(DBInstanceIdentifier="rds-supervised")["DBInstance"]
+    assert answer["DBInstanceStatus"] == "rebooting"
+    dp_wait_until(
+        lambda: (
+            dp_cloud.rds.describe_db_instances(DBInstanceIdentifier="rds-supervised")["DBInstances"][0][
+                "DBInstanceStatus"
+            ]
+            == "available"
+        ),
+        30,
+        what="available after the reboot",
+    )
+    after = local(dp_cloud, "rds-supervised")
+    assert after["state"] == "available" and after["pid"] not in (None, before["pid"])
+    assert after["restarts"] == before["restarts"] + 1
+    result = connect(dp_cloud, supervised, DP_MASTER_USER, DP_MASTER_PASSWORD)
+    assert result.returncode == 0, result.stderr
+    assert messages(dp_cloud, "rds-supervised")[-2:] == ["DB instance shutdown", "DB instance restarted"]
+
+
+def test_a_stopped_instance_cannot_be_rebooted(dp_cloud, supervised):  # noqa: ARG001
+    dp_cloud.rds.stop_db_instance(DBInstanceIdentifier="rds-supervised")
+    try:
+        dp_wait_until(lambda: local(dp_cloud, "rds-supervised")["state"] == "stopped", 30, what="stopped")
+        with pytest.raises(dp_cloud.rds.exceptions.ClientError, match="InvalidDBInstanceState"):
+            dp_cloud.rds.reboot_db_instance(DBInstanceIdentifier="rds-supervised")
+    finally:
+        dp_cloud.rds.start_db_instance(DBInstanceIdentifier="rds-supervised")
+        dp_wait_until(lambda: local(dp_cloud, "rds-supervised")["state"] == "available", 30, what="started")
