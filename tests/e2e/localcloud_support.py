@@ -21,7 +21,9 @@ class Client:
         self.scheme, self.host, self.port, self.timeout = parts.scheme, parts.hostname, parts.port, timeout
         self._connection = None
 
-    def request(self, method: str, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    def request(
+        self, method: str, path: str, headers: dict | None = None, body: bytes | None = None
+    ) -> tuple[int, dict, bytes]:
         """(status, headers with lower-case names, body); connection errors raise OSError or
         http.client.HTTPException (after which the next request opens a new connection)."""
         import http.client
@@ -34,7 +36,7 @@ class Client:
             else:
                 self._connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
-            self._connection.request(method, path, headers=headers or {})
+            self._connection.request(method, path, body=body, headers=headers or {})
             response = self._connection.getresponse()
             body = response.read()
         except (OSError, http.client.HTTPException):

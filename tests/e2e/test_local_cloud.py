@@ -262,14 +262,26 @@ class Outcome:
     status: int | None  # None: the connection failed
     color: str | None
     error: str | None
+    item: dict | None = None  # what a POST /items that answered 201 created
 
 
 class SteadyLoad:
     """``workers`` threads, each on its own keep-alive connection, together ``rate`` GET/s, for at
-    most ``max_seconds``; a slow request is not made up for by a burst."""
+    most ``max_seconds``; a slow request is not made up for by a burst. ``writes``: POST /items
+    instead, each with a name of its own."""
 
-    def __init__(self, base_url: str, path: str = "/live", rate: float = LOAD_RATE, workers: int = LOAD_WORKERS):
+    def __init__(
+        self,
+        base_url: str,
+        path: str = "/live",
+        rate: float = LOAD_RATE,
+        workers: int = LOAD_WORKERS,
+        *,
+        writes: bool = False,
+    ):
         self.base_url, self.path, self.rate, self.workers = base_url, path, rate, workers
+        self.writes = writes
+        self.marker = uuid.uuid4().hex[:12]
         self.outcomes: list[Outcome] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(workers)]
@@ -298,8 +310,14 @@ class SteadyLoad:
             next_at = max(next_at + period, now)
             sent = time.monotonic()
             try:
-                status, headers, _ = client.get(self.path)
-                self.outcomes.append(Outcome(sent, time.monotonic(), status, headers.get("x-deployment-color"), None))
+                if self.writes:
+                    body = json.dumps({"name": f"load {self.marker} {index} {sent:.6f}"}).encode()
+                    status, headers, raw = client.request("POST", "/items", {"Content-Type": "application/json"}, body)
+                    item = json.loads(raw) if status == 201 else None
+                else:
+                    (status, headers, _), item = client.get(self.path), None
+                color = headers.get("x-deployment-color")
+                self.outcomes.append(Outcome(sent, time.monotonic(), status, color, None, item))
             except (OSError, http.client.HTTPException) as exc:
                 self.outcomes.append(Outcome(sent, time.monotonic(), None, None, type(exc).__name__))
         client.close()
@@ -584,6 +602,103 @@ def test_a_task_killed_with_sigkill_is_replaced_and_leaves_the_rotation(cloud):
     events = [e["message"] for e in describe_service(cloud, "blue")["events"]]
     assert any(f"(task {victim['task_id']}) essential container" in m and "exited with code 137" in m for m in events)
     assert new["task_id"] in " ".join(events)
+
+
+# -- the database's postmaster killed -------------------------------------------------------------
+
+DB_AVAILABLE_BOUND = 15.0  # seconds from the kill until the instance is available again (about 2 s)
+DB_SERVICE_BOUND = 30.0  # seconds from the kill until the service acknowledges writes again
+WRITE_RATE = 10.0  # POST /items per second through the 443 listener
+
+
+def test_a_killed_database_postmaster_is_restarted_and_keeps_every_acknowledged_write(cloud):
+    restore_blue(cloud)
+    ensure_serving(cloud, "green", 0)
+    ensure_serving(cloud, "blue", 2)
+    rds = cloud.client("rds")
+    (database,) = cloud.status()["databases"]
+    assert database["state"] == "available" and database["pid"], database
+    identifier, old_pid = database["identifier"], database["pid"]
+
+    def api_status() -> str:
+        return rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]["DBInstanceStatus"]
+
+    seen: list[str] = []
+    watching = threading.Event()
+
+    def watch() -> None:  # every status the API reports, each change once
+        while not watching.wait(0.05):
+            status = api_status()
+            if not seen or seen[-1] != status:
+                seen.append(status)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    with SteadyLoad(cloud.https, rate=WRITE_RATE, workers=2, writes=True) as load:
+        watcher.start()
+        time.sleep(3)  # a baseline: every write is acknowledged
+        os.kill(old_pid, signal.SIGKILL)
+        killed = time.monotonic()
+
+        def restarted() -> dict | None:
+            found = next((d for d in cloud.status()["databases"] if d["identifier"] == identifier), {})
+            back = found.get("state") == "available" and found.get("pid") not in (None, old_pid)
+            return found if back and api_status() == "available" else None
+
+        after = wait_for(restarted, timeout=DB_AVAILABLE_BOUND + SLACK, interval=0.25, what="the database back")
+        available_again = time.monotonic() - killed
+        wait_for(
+            lambda: any(o.status == 201 and o.sent > killed + available_again for o in load.outcomes),
+            timeout=DB_SERVICE_BOUND,
+            interval=0.1,
+            what="a write acknowledged after the restart",
+        )
+        answers_again = time.monotonic() - killed
+        time.sleep(3)  # the load goes on: every write is acknowledged again
+    watching.set()
+    watcher.join(5)
+
+    outcomes = load.outcomes
+    acknowledged = [o.item for o in outcomes if o.status == 201]
+    failures = [o for o in outcomes if o.status != 201]
+    kinds = collections.Counter(str(o.status or o.error) for o in failures)
+    last_failure = max((o.done - killed for o in failures), default=None)
+    client = Client(cloud.https)
+    try:
+        present = 0
+        for item in acknowledged:
+            status, _, body = client.get(f"/items/{item['id']}")
+            present += status == 200 and json.loads(body)["name"] == item["name"]
+    finally:
+        client.close()
+    events = rds.describe_events(SourceIdentifier=identifier, SourceType="db-instance")["Events"]
+    record(
+        db_kill9_available_again_seconds=round(available_again, 2),
+        db_kill9_service_answers_again_seconds=round(answers_again, 2),
+        db_kill9_writes=len(outcomes),
+        db_kill9_writes_acknowledged=len(acknowledged),
+        db_kill9_writes_present=present,
+        db_kill9_failed_writes=len(failures),
+        db_kill9_failure_kinds=dict(kinds),
+        db_kill9_last_failure_after_seconds=round(last_failure, 2) if last_failure is not None else None,
+        db_kill9_api_statuses=seen,
+    )
+    print(
+        f"\nkill -9 of the database's postmaster (pid {old_pid}) under {WRITE_RATE:.0f} writes/s: available again "
+        f"after {available_again:.2f} s (API statuses {seen}), the service acknowledges writes again after "
+        f"{answers_again:.2f} s; {len(failures)} of {len(outcomes)} writes failed {dict(kinds)}, the last "
+        f"{last_failure if last_failure is None else round(last_failure, 2)} s after the kill; "
+        f"{present} of {len(acknowledged)} acknowledged writes present"
+    )
+
+    assert not [o for o in failures if o.done < killed], "writes failed before the kill"
+    assert available_again <= DB_AVAILABLE_BOUND, available_again
+    assert answers_again <= DB_SERVICE_BOUND, answers_again
+    assert "rebooting" in seen and seen[-1] == "available", seen
+    assert after["address"] == database["address"] and after["restarts"] == database["restarts"] + 1
+    assert not [o for o in failures if o.sent > killed + answers_again], "writes failed once the service was back"
+    assert len(acknowledged) >= 0.25 * WRITE_RATE * (outcomes[-1].done - outcomes[0].sent), "the load fell behind"
+    assert present == len(acknowledged), f"{len(acknowledged) - present} acknowledged writes lost"
+    assert [e["Message"] for e in events][-1] == "DB instance restarted", events
 
 
 # -- 5. a container health check that cannot pass --------------------------------------------------
