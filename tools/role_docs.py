@@ -240,7 +240,10 @@ def names_in(expression: str) -> set[str]:
     found = set()
     for match in IDENTIFIER.finditer(text):
         before, after = text[: match.start()].rstrip(), text[match.end() :].lstrip()
-        if not before.endswith((".", "|")) and not after.startswith("(") and match.group() not in JINJA_WORDS:
+        is_test = re.search(r"\bis(\s+not)?$", before) is not None  # `x is mapping`: a test, not a variable
+        if is_test or before.endswith((".", "|")) or after.startswith("("):
+            continue
+        if match.group() not in JINJA_WORDS:
             found.add(match.group())
     return found
 

@@ -194,6 +194,12 @@ def test_teardown_after_a_provision_killed_midway_leaves_nothing(empty):
             '{"network_private_subnet_cidrs": ["10.0.1.128/25", "10.0.12.0/24"]}',
             "overlap: 10.0.1.0/24 and 10.0.1.128/25",
         ),
+        (
+            '{"network_public_subnet_cidrs": ["10.0.1.0/24", "10.0.1.128/25"]}',
+            "network_public_subnet_cidrs: public subnets overlap: 10.0.1.0/24 and 10.0.1.128/25",
+        ),
+        ('{"rds_instance_class": "nonsense"}', "rds_instance_class"),
+        ('{"ecs_task_cpu": "256", "ecs_task_memory": "4096"}', "ecs_task_memory"),
         ('{"network_availability_zones": ["us-east-1a"]}', "network_availability_zones"),
         ('{"platform_project": ""}', "platform_project"),
         ('{"rds_password_length": 4}', "rds_password_length"),

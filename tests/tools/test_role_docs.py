@@ -200,6 +200,8 @@ def test_is_placeholder(value, expected):
         ("alb_dns_record_name | default('', true) or alb__output.dns_name", {"alb_dns_record_name", "alb__output"}),
         ("lookup('env', 'USER') | default('ansible', true)", set()),
         ("x | combine({'Project': project})", {"x", "project"}),
+        ("(tags if tags is mapping else {}) | combine(more)", {"tags", "more"}),
+        ("a if b is not string else c", {"a", "b", "c"}),
     ],
 )
 def test_names_in_reads_variables_not_filters_attributes_or_strings(expression, names):

@@ -231,6 +231,8 @@ def test_reads_the_whole_state_in_a_handful_of_calls(monkeypatch, capsys):
     assert state["colors"]["green"]["alarms"] == {"app-green-5xx": "ALARM", "app-green-gone": "MISSING"}
     assert list(state["alarms"]) == ["app-blue-5xx", "app-green-5xx", "app-green-gone"]
     assert state["lock"]["owner"] == "bob@ci" and state["lock"]["age_seconds"] == 30
+    # A held lock is read, not tried: status shows its holder without the warning of a check-mode acquire.
+    assert not result.get("warnings"), result.get("warnings")
     assert "secret-token" not in json.dumps(result)
     assert (state["listener_arn"], state["test_listener_arn"]) == (PROD, TEST)
     # Target groups by ARN: no lookup; one DescribeServices for the cluster; one call per task definition.
