@@ -482,11 +482,11 @@ RULES: List[Rule] = [
 ]
 
 
-def evaluate(env: Mapping[str, Any], rules: Sequence[Rule] = RULES) -> Dict[str, Any]:
+def evaluate(env: Mapping[str, Any], rules: Optional[Sequence[Rule]] = None) -> Dict[str, Any]:
     """Every rule over the environment: ``rules`` (name, title, passed, checked, violations) and ``violations``."""
     results = []
     violations: List[Violation] = []
-    for rule in rules:
+    for rule in RULES if rules is None else rules:
         checked, found = rule.check(env)
         results.append(
             {"rule": rule.name, "title": rule.title, "passed": not found, "checked": checked, "violations": len(found)}
