@@ -224,6 +224,11 @@ def test_a_fresh_provision_passes_every_rule(provisioned):
         assert re.search(rf"PASS\s+{rule}\b", run.stdout), f"{rule} not listed as passed:\n{run.tail()}"
     assert "FAIL " not in run.stdout
     assert f"{len(RULES)} of {len(RULES)} rules passed" in run.stdout
+    assert run.changed == 0
+
+    checked = run_playbook(provisioned, "audit", "--check")
+    assert checked.returncode == 0, checked.tail()
+    assert f"{len(RULES)} of {len(RULES)} rules passed" in checked.stdout
 
 
 @pytest.mark.parametrize(
