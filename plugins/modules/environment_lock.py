@@ -21,7 +21,7 @@ description:
     for it and then fail, naming the holder, its operation and how long ago it took the lock.
   - A lock past its C(expires_at) (its holder's O(stale_after)) is stale, as left by a run that died, and
     the next run takes it over with a warning naming the previous holder.
-  - A lock can record the process that holds it (O(holder_host), O(holder_pid), O(holder_started): the
+  - A lock can record the process that holds it (O(holder_host), O(holder_pid), O(holder_started), the
     ansible-playbook process, from the P(ecs_production.platform.controller_process#lookup) lookup). A run
     on the same host whose holder process is gone (no such process, or the process id now names a process
     started at another time) takes the lock over at once, without waiting for it to go stale, with a warning
@@ -109,7 +109,7 @@ options:
   holder_pid:
     description:
       - With O(state=acquired), the id of the process that holds the lock for as long as the operation runs,
-        recorded in the lock: the ansible-playbook process (the lookup
+        recorded in the lock, that is the ansible-playbook process (the lookup
         P(ecs_production.platform.controller_process#lookup) returns it), never the module's own process,
         which ends with the task.
       - Without it the lock records no process, and only goes when released, stale or broken.
