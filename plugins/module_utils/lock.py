@@ -32,6 +32,9 @@ class Lock:
         acquired_at: datetime,
         expires_at: datetime,
         token: Optional[str],
+        host: Optional[str] = None,
+        pid: Optional[int] = None,
+        started: Optional[str] = None,
     ) -> None:
         self.raw = raw
         self.owner = owner
@@ -39,18 +42,31 @@ class Lock:
         self.acquired_at = acquired_at
         self.expires_at = expires_at
         self.token = token
+        # The process holding the lock (the ansible-playbook process), when the run recorded it.
+        self.host = host
+        self.pid = pid
+        self.started = started
 
     def is_stale(self, now: datetime) -> bool:
         return now >= self.expires_at
 
-    def summary(self) -> Dict[str, str]:
+    def summary(self) -> Dict[str, Any]:
         """The lock without its token: what diff mode shows."""
-        return {
+        summary: Dict[str, Any] = {
             "owner": self.owner,
             "operation": self.operation,
             "acquired_at": isoformat(self.acquired_at),
             "expires_at": isoformat(self.expires_at),
         }
+        if self.pid is not None:
+            summary.update(host=self.host, pid=self.pid, started=self.started)
+        return summary
+
+    def process(self) -> str:
+        """The holder's process as a person reads it, for example 'process 4242 on deploy-host'."""
+        if self.pid is None:
+            return "an unrecorded process"
+        return f"process {self.pid} on {self.host or 'an unknown host'}"
 
     def describe(self, now: datetime) -> Dict[str, Any]:
         """The holder as returned to the caller."""
@@ -102,6 +118,10 @@ def parse_lock(parameter: Dict[str, Any], stale_after: int) -> Lock:
         return Lock(raw=raw, owner=UNKNOWN_OWNER, operation="", acquired_at=modified, expires_at=expires_at, token=None)
     acquired_at = parse_time(value.get("acquired_at")) or modified
     expires_at = parse_time(value.get("expires_at")) or acquired_at + timedelta(seconds=stale_after)
+    pid = value.get("pid")
+    pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None
+    host = value.get("host")
+    started = value.get("started")
     return Lock(
         raw=raw,
         owner=str(value.get("owner") or "unknown"),
@@ -109,6 +129,9 @@ def parse_lock(parameter: Dict[str, Any], stale_after: int) -> Lock:
         acquired_at=acquired_at,
         expires_at=expires_at,
         token=value["token"],
+        host=host if isinstance(host, str) and host and pid else None,
+        pid=pid,
+        started=str(started) if started is not None and pid else None,
     )
 
 

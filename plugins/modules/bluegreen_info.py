@@ -212,7 +212,8 @@ state:
       sample: {prod-blue-5xx: OK}
     lock:
       description: The holder of the environment's lock (C(owner), C(operation), C(acquired_at), C(expires_at),
-        C(age_seconds), C(stale)); null when it is free or O(lock_parameter) is not given.
+        C(age_seconds), C(stale), and C(host), C(pid), C(started) of the holding process when the lock records
+        one); null when it is free or O(lock_parameter) is not given.
       type: dict
     load_balancer_arn:
       description: ARN of the load balancer.

@@ -21,13 +21,21 @@ description:
     for it and then fail, naming the holder, its operation and how long ago it took the lock.
   - A lock past its C(expires_at) (its holder's O(stale_after)) is stale, as left by a run that died, and
     the next run takes it over with a warning naming the previous holder.
+  - A lock can record the process that holds it (O(holder_host), O(holder_pid), O(holder_started), the
+    ansible-playbook process, from the P(ecs_production.platform.controller_process#lookup) lookup). A run
+    on the same host whose holder process is gone (no such process, or the process id now names a process
+    started at another time) takes the lock over at once, without waiting for it to go stale, with a warning
+    naming the dead holder. A holder that still runs, or one on another host, blocks as any other.
   - O(state=released) deletes the lock, but only for the run holding it (the same O(token)), or with
     O(force=true). Release the lock in the C(always) section of a C(block), so a failed operation
     releases it too (see the examples).
   - SSM has no conditional delete. Every deletion (a release or the takeover of a stale lock) first
     creates a second parameter, C(<name>.claim-<hash of the lock value>), with the same conditional write,
     so only one run deletes a given lock, and re-reads the lock before deleting it. The claim is deleted
-    at once afterwards. Two runs that find the same stale lock therefore cannot both take it over.
+    at once afterwards. Two runs that find the same stale lock, or the same lock of a dead holder, therefore
+    cannot both take it over.
+  - Every refusal ends with how to break the lock (O(break_advice)), to be used only when the holder is known
+    to be dead.
 author:
   - ecs_production.platform contributors (@ecs-production)
 options:
@@ -93,6 +101,30 @@ options:
     description:
       - Tags given to the lock parameter when it is created.
     type: dict
+  holder_host:
+    description:
+      - With O(state=acquired), the host of the process that holds the lock, recorded in the lock.
+      - The default, when O(holder_pid) is set, is the host name of the node the module runs on.
+    type: str
+  holder_pid:
+    description:
+      - With O(state=acquired), the id of the process that holds the lock for as long as the operation runs,
+        recorded in the lock, that is the ansible-playbook process (the lookup
+        P(ecs_production.platform.controller_process#lookup) returns it), never the module's own process,
+        which ends with the task.
+      - Without it the lock records no process, and only goes when released, stale or broken.
+    type: int
+  holder_started:
+    description:
+      - With O(state=acquired), the start time of O(holder_pid) (field 22 of C(/proc/<pid>/stat)), recorded in
+        the lock so that a process id the kernel gave to a later process is not taken for the holder.
+    type: str
+  break_advice:
+    description:
+      - How to break the lock, said at the end of every refusal to acquire or release it, for example
+        V(re-run with -e break_lock=true).
+    type: str
+    default: release it with state=released and force=true
 notes:
   - Check mode reads the lock and reports what would happen without writing. A lock held by another
     run does not fail the task in check mode; it is reported in RV(holder) with a warning.
@@ -100,6 +132,9 @@ notes:
     takes it first.
   - Staleness compares the lock's C(expires_at) with the clock of the node the module runs on; keep the
     clocks of the machines that run operations in sync.
+  - Whether a holder process is gone is decided on the node the module runs on, and only for a holder
+    recorded with that node's host name; run the module on the controller (as with C(connection=local)) for
+    the holder process to be the controller's.
   - The module needs C(ssm:GetParameter), C(ssm:PutParameter) and C(ssm:DeleteParameter) on the
     parameter O(name) and on C(<name>.claim-*), and C(ssm:AddTagsToResource) when O(tags) is set.
 seealso:
@@ -218,8 +253,29 @@ holder:
       description: Whether the lock is past C(expires_at).
       type: bool
       sample: false
+    host:
+      description: Host of the process holding the lock, when the lock records one.
+      type: str
+      sample: deploy-host
+    pid:
+      description: Id of the process holding the lock, when the lock records one.
+      type: int
+      sample: 41234
+    started:
+      description: Start time of that process (field 22 of C(/proc/<pid>/stat)), when recorded.
+      type: str
+      sample: "8812345"
+    holder_gone:
+      description: Whether the holder's process is known to be gone (same host, no such process).
+      type: bool
+      sample: false
 stale_taken_over:
   description: Whether this task took over (in check mode, would take over) a stale lock.
+  returned: when O(state=acquired)
+  type: bool
+  sample: false
+dead_holder_taken_over:
+  description: Whether this task took over (in check mode, would take over) the lock of a holder process that is gone.
   returned: when O(state=acquired)
   type: bool
   sample: false
@@ -254,6 +310,9 @@ from ansible_collections.ecs_production.platform.plugins.module_utils.lock impor
 from ansible_collections.ecs_production.platform.plugins.module_utils.lock import human_duration
 from ansible_collections.ecs_production.platform.plugins.module_utils.lock import isoformat
 from ansible_collections.ecs_production.platform.plugins.module_utils.lock import read_lock
+from ansible_collections.ecs_production.platform.plugins.module_utils.process import GONE
+from ansible_collections.ecs_production.platform.plugins.module_utils.process import holder_state
+from ansible_collections.ecs_production.platform.plugins.module_utils.process import this_host
 
 DEFAULT_STALE_AFTER = 900
 MAX_VALUE_LENGTH = 4096  # a Standard-tier parameter value
@@ -267,6 +326,11 @@ CLAIM_DESCRIPTION = "Claim to delete an environment lock (ecs_production.platfor
 ACQUIRED = "acquired"  # this attempt wrote the lock
 ALREADY_HELD = "already held"  # the lock was already held under this task's token
 HELD = "held"  # another run holds the lock
+# Why a lock was taken over.
+STALE = "stale"  # past its expires_at
+DEAD = "dead"  # its holder process, on this host, is gone
+DEFAULT_BREAK_ADVICE = "release it with state=released and force=true"
+RUNBOOK = "docs/runbooks/stuck-lock.md"
 
 
 class Request:
@@ -282,6 +346,10 @@ class Request:
         stale_after: int,
         tags: Optional[Dict[str, str]] = None,
         token_given: bool = False,
+        holder_host: Optional[str] = None,
+        holder_pid: Optional[int] = None,
+        holder_started: Optional[str] = None,
+        break_advice: str = DEFAULT_BREAK_ADVICE,
     ) -> None:
         self.name = name
         self.owner = owner
@@ -290,16 +358,32 @@ class Request:
         self.stale_after = stale_after
         self.tags = tags or {}
         self.token_given = token_given
+        self.holder_pid = holder_pid
+        self.holder_host = (holder_host or this_host()) if holder_pid else None
+        self.holder_started = holder_started if holder_pid else None
+        self.break_advice = break_advice
 
 
 class Outcome:
     """The result of acquiring: the status, the lock now held (ours or another run's) and what was taken over."""
 
-    def __init__(self, status: str, lock: Optional[Lock], taken_over: List[Lock], waited: float = 0.0) -> None:
+    def __init__(
+        self,
+        status: str,
+        lock: Optional[Lock],
+        taken_over: List[Lock],
+        waited: float = 0.0,
+        reasons: Optional[Dict[str, str]] = None,
+    ) -> None:
         self.status = status
         self.lock = lock
         self.taken_over = taken_over
         self.waited = waited
+        # Why each lock in taken_over was taken over (STALE or DEAD), by its raw value.
+        self.reasons: Dict[str, str] = reasons or {}
+
+    def reason(self, lock: Lock) -> str:
+        return self.reasons.get(lock.raw, STALE)
 
 
 # ---- lock values ------------------------------------------------------------------------------
@@ -315,6 +399,8 @@ def new_lock(request: Request, now: datetime) -> Lock:
         "expires_at": isoformat(expires_at),
         "token": request.token,
     }
+    if request.holder_pid:
+        value.update(host=request.holder_host, pid=request.holder_pid, started=request.holder_started)
     raw = json.dumps(value, sort_keys=True)
     return Lock(
         raw=raw,
@@ -323,7 +409,24 @@ def new_lock(request: Request, now: datetime) -> Lock:
         acquired_at=now,
         expires_at=expires_at,
         token=request.token,
+        host=request.holder_host,
+        pid=request.holder_pid,
+        started=request.holder_started,
     )
+
+
+def holder_gone(lock: Lock) -> bool:
+    """Whether the process recorded as holding the lock ran on this host and is gone."""
+    return holder_state(lock.host, lock.pid, lock.started) == GONE
+
+
+def takeover_reason(lock: Lock, now: datetime) -> Optional[str]:
+    """STALE or DEAD when another run's lock may be taken over, None while its holder may still use it."""
+    if lock.is_stale(now):
+        return STALE
+    if holder_gone(lock):
+        return DEAD
+    return None
 
 
 def claim_name(name: str, lock: Lock) -> str:
@@ -367,6 +470,7 @@ def delete_exclusively(client, request: Request, lock: Lock, now: datetime) -> b
 def attempt(client, request: Request, clock: Clock) -> Outcome:
     """One try at the lock: write it if absent, take it over if stale, else report the holder."""
     taken_over: List[Lock] = []
+    reasons: Dict[str, str] = {}
     holder: Optional[Lock] = None
     for _try in range(TRIES_PER_ATTEMPT):
         mine = new_lock(request, clock.now())
@@ -379,13 +483,15 @@ def attempt(client, request: Request, clock: Clock) -> Outcome:
         if current.token == request.token:
             # A random token found there was written by this task, even if the write's answer was lost.
             status = ACQUIRED if created or not request.token_given else ALREADY_HELD
-            return Outcome(status, current, taken_over)
+            return Outcome(status, current, taken_over, reasons=reasons)
         holder = current
-        if not current.is_stale(clock.now()):
+        reason = takeover_reason(current, clock.now())
+        if reason is None:
             break
         if delete_exclusively(client, request, current, clock.now()):
             taken_over.append(current)
-    return Outcome(HELD, holder, taken_over)
+            reasons[current.raw] = reason
+    return Outcome(HELD, holder, taken_over, reasons=reasons)
 
 
 def acquire(client, request: Request, wait: float, wait_interval: float, clock: Clock) -> Outcome:
@@ -393,11 +499,14 @@ def acquire(client, request: Request, wait: float, wait_interval: float, clock: 
     started = clock.monotonic()
     deadline = started + wait
     taken_over: List[Lock] = []
+    reasons: Dict[str, str] = {}
     jitter = secrets.SystemRandom()
     while True:
         outcome = attempt(client, request, clock)
         taken_over.extend(outcome.taken_over)
+        reasons.update(outcome.reasons)
         outcome.taken_over = taken_over
+        outcome.reasons = reasons
         outcome.waited = clock.monotonic() - started
         remaining = deadline - clock.monotonic()
         if outcome.status != HELD or remaining <= 0:
@@ -413,8 +522,9 @@ def plan_acquire(client, request: Request, clock: Clock) -> Outcome:
         return Outcome(ACQUIRED, new_lock(request, now), [])
     if current.token == request.token:
         return Outcome(ALREADY_HELD, current, [])
-    if current.is_stale(now):
-        return Outcome(ACQUIRED, new_lock(request, now), [current])
+    reason = takeover_reason(current, now)
+    if reason is not None:
+        return Outcome(ACQUIRED, new_lock(request, now), [current], reasons={current.raw: reason})
     return Outcome(HELD, current, [])
 
 
@@ -425,31 +535,67 @@ def label(lock: Lock) -> str:
     return f"{lock.owner} ({lock.operation or 'no operation given'})"
 
 
-def takeover_warning(name: str, lock: Lock, now: datetime, check_mode: bool, won: bool) -> str:
+def describe(lock: Lock, now: datetime) -> Dict[str, Any]:
+    """The holder as returned to the caller, with whether its process is known to be gone."""
+    described = lock.describe(now)
+    if lock.pid is not None:
+        described["holder_gone"] = holder_gone(lock)
+    return described
+
+
+def break_hint(request: Request) -> str:
+    """The end of every refusal: how to break the lock, and when."""
+    return (
+        f" Only if you know the holder is dead, break the lock: {request.break_advice}"
+        f" (see {RUNBOOK} in the ecs_production.platform collection)."
+    )
+
+
+def takeover_warning(name: str, lock: Lock, now: datetime, check_mode: bool, *, won: bool, reason: str = STALE) -> str:
     if check_mode:
         verb = "Would take over"
     elif won:
         verb = "Took over"
     else:
         verb = "Another run got the lock first after this task removed"
+    since = f" since {isoformat(lock.acquired_at)} ({human_duration(age_seconds(lock, now))} ago)"
+    if reason == DEAD:
+        return (
+            f"{verb} the environment lock {name} held by {label(lock)}{since}, whose {lock.process()} is gone"
+            " (the run was killed or died; its lock would have gone stale at"
+            f" {isoformat(lock.expires_at)}). Check that its operation did not leave the environment half done."
+        )
     return (
-        f"{verb} the stale environment lock {name} held by {label(lock)} since {isoformat(lock.acquired_at)}"
-        f" ({human_duration(age_seconds(lock, now))} ago), stale since {isoformat(lock.expires_at)}."
-        " Check that its operation did not leave the environment half done."
+        f"{verb} the stale environment lock {name} held by {label(lock)}{since},"
+        f" stale since {isoformat(lock.expires_at)}. Check that its operation did not leave the environment half done."
     )
 
 
-def held_message(name: str, holder: Optional[Lock], now: datetime, waited: float) -> str:
+def holder_process_note(holder: Lock) -> str:
+    """Where the holder runs, as said in a refusal."""
+    if holder.pid is None:
+        return ""
+    if holder.host == this_host():
+        return f", by {holder.process()}" + ("" if holder_gone(holder) else ", which is still running")
+    return f", by {holder.process()} (another host: this run cannot tell whether it still runs)"
+
+
+def held_message(request: Request, holder: Optional[Lock], now: datetime, waited: float) -> str:
+    name = request.name
     if holder is None:
-        return f"Could not acquire environment lock {name}: other runs kept taking and releasing it."
+        return f"Could not acquire environment lock {name}: other runs kept taking and releasing it." + break_hint(
+            request
+        )
     message = (
-        f"Environment lock {name} is held by {label(holder)}, acquired {human_duration(age_seconds(holder, now))}"
-        f" ago at {isoformat(holder.acquired_at)}"
+        f"Environment lock {name} is held by {label(holder)}{holder_process_note(holder)},"
+        f" acquired {human_duration(age_seconds(holder, now))} ago at {isoformat(holder.acquired_at)}"
     )
     if holder.is_stale(now):
         message += (
             f"; it is stale since {isoformat(holder.expires_at)}, but another run is taking it over (or died doing so)"
         )
+    elif holder_gone(holder):
+        message += f"; its {holder.process()} is gone, but another run is taking it over (or died doing so)"
     else:
         message += (
             f"; it goes stale at {isoformat(holder.expires_at)}"
@@ -459,7 +605,8 @@ def held_message(name: str, holder: Optional[Lock], now: datetime, waited: float
         message += f". Gave up after waiting {human_duration(waited)}"
     return (
         message + ". Let that operation finish, or retry with a longer wait. If that run is dead, the next run"
-        " takes the lock over once it is stale, or break it now with state=released and force=true."
+        " takes the lock over once it is stale (at once, on the same host, when its process is gone)."
+        + break_hint(request)
     )
 
 
@@ -467,14 +614,20 @@ def acquire_result(module: AnsibleAWSModule, request: Request, outcome: Outcome,
     check_mode = module.check_mode
     name = request.name
     for lock in outcome.taken_over:
-        module.warn(takeover_warning(name, lock, now, check_mode, won=outcome.status != HELD))
-    result: Dict[str, Any] = {"name": name, "stale_taken_over": bool(outcome.taken_over)}
+        module.warn(
+            takeover_warning(name, lock, now, check_mode, won=outcome.status != HELD, reason=outcome.reason(lock))
+        )
+    result: Dict[str, Any] = {
+        "name": name,
+        "stale_taken_over": any(outcome.reason(lock) == STALE for lock in outcome.taken_over),
+        "dead_holder_taken_over": any(outcome.reason(lock) == DEAD for lock in outcome.taken_over),
+    }
     if outcome.taken_over:
-        result["holder"] = outcome.taken_over[-1].describe(now)
+        result["holder"] = describe(outcome.taken_over[-1], now)
     if outcome.status == HELD:
-        message = held_message(name, outcome.lock, now, outcome.waited)
+        message = held_message(request, outcome.lock, now, outcome.waited)
         if outcome.lock is not None:
-            result["holder"] = outcome.lock.describe(now)
+            result["holder"] = describe(outcome.lock, now)
         if not check_mode:
             module.fail_json(msg=message, acquired=False, changed=bool(outcome.taken_over), **result)
         module.warn(f"In a real run this task would wait up to {module.params['wait']:g} s and fail: {message}")
@@ -501,7 +654,11 @@ def acquire_result(module: AnsibleAWSModule, request: Request, outcome: Outcome,
         verb = "Would acquire" if check_mode else "Acquired"
         result["msg"] = f"{verb} environment lock {name} for {label(lock)}"
         if outcome.taken_over:
-            result["msg"] += f", taking over the stale lock of {label(outcome.taken_over[-1])}"
+            previous = outcome.taken_over[-1]
+            if outcome.reason(previous) == DEAD:
+                result["msg"] += f", taking over the lock of {label(previous)}, whose {previous.process()} is gone"
+            else:
+                result["msg"] += f", taking over the stale lock of {label(previous)}"
         result["msg"] += "."
         before = outcome.taken_over[-1].summary() if outcome.taken_over else {}
     result["diff"] = {"before": before, "after": lock.summary()}
@@ -540,7 +697,7 @@ def release(module: AnsibleAWSModule, client, request: Request, clock: Clock) ->
     if current is None:
         result.update(msg=f"Environment lock {name} is not held: nothing to release.", diff={"before": {}, "after": {}})
         return result
-    result["holder"] = current.describe(now)
+    result["holder"] = describe(current, now)
     mine = token is not None and current.token == token
     if not mine:
         if not force:
@@ -548,7 +705,7 @@ def release(module: AnsibleAWSModule, client, request: Request, clock: Clock) ->
             module.fail_json(
                 msg=f"Environment lock {name} is held by {label(current)} since {isoformat(current.acquired_at)}"
                 f" ({human_duration(age_seconds(current, now))} ago) {whose}: only the run holding it releases it,"
-                " with the token that acquiring returned. If that run is dead, set force=true to break the lock.",
+                " with the token that acquiring returned." + break_hint(request),
                 **result,
             )
         verb = "Would break" if module.check_mode else "Breaking"
@@ -597,6 +754,8 @@ def validate(module: AnsibleAWSModule) -> None:
     if params["wait_interval"] <= 0:
         problems.append(f"wait_interval must be more than 0, not {params['wait_interval']:g}")
     token = params["token"]
+    if params["holder_pid"] is not None and params["holder_pid"] < 1:
+        problems.append(f"holder_pid must be a process id (at least 1), not {params['holder_pid']}")
     if token is not None and not 1 <= len(token) <= MAX_TOKEN_LENGTH:
         problems.append(f"token must have between 1 and {MAX_TOKEN_LENGTH} characters")
     if problems:
@@ -613,6 +772,10 @@ def build_request(module: AnsibleAWSModule) -> Request:
         stale_after=params["stale_after"],
         tags=params["tags"],
         token_given=params["token"] is not None,
+        holder_host=params["holder_host"],
+        holder_pid=params["holder_pid"],
+        holder_started=params["holder_started"],
+        break_advice=params["break_advice"] or DEFAULT_BREAK_ADVICE,
     )
     if params["state"] == "acquired":
         length = len(new_lock(request, datetime.now(UTC)).raw)
@@ -636,6 +799,10 @@ def main() -> None:
         wait=dict(type="float", default=0),
         wait_interval=dict(type="float", default=5),
         tags=dict(type="dict"),
+        holder_host=dict(type="str"),
+        holder_pid=dict(type="int"),
+        holder_started=dict(type="str"),
+        break_advice=dict(type="str", default=DEFAULT_BREAK_ADVICE),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     validate(module)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 
 from localcloud.harness import ENVIRONMENT, PREFIX, PROJECT, REPO, playbook_command, playbook_env
@@ -13,10 +14,21 @@ from localcloud.harness import ENVIRONMENT, PREFIX, PROJECT, REPO, playbook_comm
 IDENTITY = {"Project": PROJECT, "Environment": ENVIRONMENT, "ManagedBy": "ecs_production.platform"}
 
 
-def kill_playbook_when(api, name: str, marker: str, timeout: int = 600) -> str:
-    """Start a playbook and SIGKILL it (and its module processes) once ``marker`` shows in its output."""
+UNIGNORE_SIGINT_AND_EXEC = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])"
+)
+
+
+def kill_playbook_when(api, name: str, marker: str, timeout: int = 600, sig: int = signal.SIGKILL) -> str:
+    """Start a playbook and SIGKILL it (and its module processes) once ``marker`` shows in its output.
+
+    With ``sig=signal.SIGINT``, interrupt it as Ctrl-C in a terminal does (SIGINT to its process group),
+    let it end by itself (up to a minute), and return all it printed.
+    """
+    # A shell's background job ignores SIGINT and the playbook would inherit that: undo it before the exec.
+    command = [sys.executable, "-c", UNIGNORE_SIGINT_AND_EXEC, *playbook_command(name)]
     process = subprocess.Popen(
-        playbook_command(name),
+        command,
         cwd=REPO,
         env=playbook_env(api),
         stdout=subprocess.PIPE,
@@ -31,8 +43,12 @@ def kill_playbook_when(api, name: str, marker: str, timeout: int = 600) -> str:
             seen.append(line)
             if marker in line or time.monotonic() > deadline:
                 break
+        if sig != signal.SIGKILL and marker in "".join(seen):
+            os.killpg(process.pid, sig)
+            seen.append(process.communicate(timeout=60)[0])
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     output = "".join(seen)
     assert marker in output, f"the playbook never reached {marker!r}:\n{output[-5000:]}"

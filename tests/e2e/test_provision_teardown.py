@@ -10,8 +10,14 @@ its state first.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import socket
+
 import botocore.exceptions
 import pytest
+from ansible_collections.ecs_production.platform.plugins.module_utils.process import start_time
 
 from localcloud.harness import PREFIX, desired_counts, listener_weights, run_playbook, set_listener_weights
 from tests.e2e.platform_support import kill_playbook_when, live_resources, tagged_arns
@@ -169,17 +175,61 @@ def test_teardown_after_a_provision_killed_midway_leaves_nothing(empty):
     api = empty
     kill_playbook_when(api, "provision", "TASK [ecs_production.platform.alb : Load balancer")
     assert live_resources(api), "the interrupted provision should have left something to clean up"
+    ssm = api.client("ssm")
+    dead = ssm.get_parameter(Name=LOCK)["Parameter"]["Value"]
+    killed = json.loads(dead)
+    # The lock names the killed ansible-playbook process, on this host; that process is gone.
+    assert killed["host"] == socket.gethostname() and isinstance(killed["pid"], int), killed
+    assert not os.path.exists(f"/proc/{killed['pid']}"), killed
 
-    # The killed run still holds the environment's lock: teardown refuses, naming it, and changes nothing.
+    def hold_lock_as(**holder):
+        ssm.put_parameter(Name=LOCK, Value=json.dumps(dict(killed, **holder)), Type="String", Overwrite=True)
+
+    # A holder that still runs (this test's process) is refused, naming it and how to break the lock.
     left = live_resources(api)
+    hold_lock_as(pid=os.getpid(), started=start_time(os.getpid()))
     refused = run_playbook(api, "teardown", "-e", "platform_lock_wait=2")
     assert refused.returncode != 0, refused.tail()
-    assert "is held by" in refused.output, refused.tail()
+    assert "is held by" in refused.output and "which is still running" in refused.output, refused.tail()
+    assert "-e break_lock=true" in refused.output and "stuck-lock.md" in refused.output, refused.tail()
+    # So is a holder on another host, whose process this run cannot see.
+    hold_lock_as(host="another-host", pid=killed["pid"])
+    refused = run_playbook(api, "teardown", "-e", "platform_lock_wait=2")
+    assert refused.returncode != 0, refused.tail()
+    assert "another host" in refused.output and "-e break_lock=true" in refused.output, refused.tail()
     assert live_resources(api) == left
 
-    # The operator knows that run is dead and breaks its lock.
+    # The killed run's own lock: the next run on this host takes it over at once, saying whose it was.
+    ssm.put_parameter(Name=LOCK, Value=dead, Type="String", Overwrite=True)
+    run = run_playbook(api, "teardown")
+    assert run.returncode == 0, run.tail()
+    flat_output = " ".join(run.output.split())
+    assert "Took over the environment lock /ecs-prod/local/lock" in flat_output, run.tail()
+    assert f"process {killed['pid']} on {killed['host']} is gone" in flat_output, run.tail()
+    assert live_resources(api) == {}
+
+    # The operator who knows a holder is dead (here one that still runs) breaks its lock.
+    hold_lock_as(pid=os.getpid(), started=start_time(os.getpid()))
     run = run_playbook(api, "teardown", "-e", "break_lock=true")
     assert run.returncode == 0, run.tail()
+    assert "Breaking environment lock" in " ".join(run.output.split()), run.tail()
+    assert live_resources(api) == {}
+
+
+def test_a_provision_interrupted_with_ctrl_c_leaves_a_lock_the_next_run_takes_over(empty):
+    api = empty
+    marker = "TASK [ecs_production.platform.alb : Load balancer"
+    output = kill_playbook_when(api, "provision", marker, sig=signal.SIGINT)
+    assert "User interrupted execution" in output, output[-3000:]
+    # ansible-core 2.19 stops at once on SIGINT: the playbook's always section (the unlock) does not run,
+    # so the lock stays, naming a process that is gone.
+    held = json.loads(api.client("ssm").get_parameter(Name=LOCK)["Parameter"]["Value"])
+    assert held["operation"] == "provision" and not os.path.exists(f"/proc/{held['pid']}"), held
+
+    # The next run on this host takes it over at once (no wait, no break_lock).
+    run = run_playbook(api, "teardown")
+    assert run.returncode == 0, run.tail()
+    assert f"process {held['pid']} on {held['host']} is gone" in " ".join(run.output.split()), run.tail()
     assert live_resources(api) == {}
 
 

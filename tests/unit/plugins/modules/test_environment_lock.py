@@ -4,6 +4,9 @@ that can interleave another run's calls between ours, the messages, check mode, 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import botocore.exceptions
@@ -11,6 +14,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.ecs_production.platform.plugins.module_utils import lock as lock_values
+from ansible_collections.ecs_production.platform.plugins.module_utils import process
 from ansible_collections.ecs_production.platform.plugins.modules import environment_lock as el
 
 NAME = "/app/prod/lock"
@@ -285,7 +289,7 @@ def test_a_run_that_finds_the_claim_taken_does_not_delete_the_lock(ssm, clock):
 
     assert outcome.status == el.HELD and outcome.lock.token == "b0b"
     assert ("delete", NAME) not in ssm.calls
-    message = el.held_message(NAME, outcome.lock, clock.now(), 0)
+    message = el.held_message(request(), outcome.lock, clock.now(), 0)
     assert "another run is taking it over" in message
 
 
@@ -556,3 +560,137 @@ def test_main_reports_aws_errors(main_ssm, capsys):
     main_ssm.put_parameter = denied
     code, result = run_main(capsys)
     assert code == 1 and "Failed to create parameter" in result["msg"] and "AccessDeniedException" in result["msg"]
+
+
+# ---- the holder's process: a dead run on this host cannot hold the lock ----------------------------
+
+
+def a_dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def held_by(pid, started, host=None, acquired=START):
+    value = json.loads(lock_value(acquired=acquired, stale_after=3600))
+    value.update(host=host or process.this_host(), pid=pid, started=started)
+    return json.dumps(value)
+
+
+def me_started() -> str:
+    return process.start_time(os.getpid())
+
+
+def test_the_lock_records_the_holders_host_process_and_start_time():
+    lock = el.new_lock(request(holder_pid=4242, holder_started="777"), START)
+    value = json.loads(lock.raw)
+    assert (value["host"], value["pid"], value["started"]) == (process.this_host(), 4242, "777")
+    parsed = lock_values.parse_lock({"Value": lock.raw}, 900)
+    assert (parsed.host, parsed.pid, parsed.started) == (process.this_host(), 4242, "777")
+    assert parsed.summary()["pid"] == 4242
+    # Without a process, nothing is recorded (the module's own process ends with the task).
+    assert "pid" not in json.loads(el.new_lock(request(), START).raw)
+
+
+def test_a_dead_holder_on_this_host_is_taken_over_at_once_through_a_claim(ssm, clock):
+    ssm.store(NAME, held_by(a_dead_pid(), "12345"))
+    module = FakeModule()
+    outcome = el.acquire(ssm, request(holder_pid=os.getpid(), holder_started=me_started()), 120, 5, clock)
+    result = el.acquire_result(module, request(), outcome, clock.now())
+    assert result["changed"] and result["acquired"] and clock.sleeps == []
+    assert result["dead_holder_taken_over"] and not result["stale_taken_over"]
+    assert result["holder"]["holder_gone"] and not result["holder"]["stale"]
+    assert ssm.lock()["token"] == "a11ce" and ssm.lock()["pid"] == os.getpid()
+    assert ssm.claims() == []
+    assert any(operation == "put" and ".claim-" in name for operation, name in ssm.calls)
+    (warning,) = module.warnings
+    assert "Took over the environment lock /app/prod/lock held by bob@ci (deploy v41)" in warning
+    assert f"on {process.this_host()} is gone" in warning
+    assert "taking over the lock of bob@ci (deploy v41), whose process" in result["msg"]
+
+
+def test_a_reused_process_id_counts_as_a_dead_holder(ssm, clock):
+    earlier = str(int(me_started()) - 1)  # this pid, but a process that started before this one
+    ssm.store(NAME, held_by(os.getpid(), earlier))
+    outcome = el.acquire(ssm, request(), 0, 5, clock)
+    assert outcome.status == el.ACQUIRED and outcome.reason(outcome.taken_over[0]) == el.DEAD
+
+
+def test_a_live_holder_on_this_host_is_waited_for_then_refused(ssm, clock):
+    ssm.store(NAME, held_by(os.getpid(), me_started()))
+    module = FakeModule(wait=10.0)
+    outcome = el.acquire(ssm, request(), 10, 5, clock)
+    assert outcome.status == el.HELD and clock.sleeps
+    with pytest.raises(Failed) as failure:
+        el.acquire_result(module, request(), outcome, clock.now())
+    message = failure.value.msg
+    assert f"by process {os.getpid()} on {process.this_host()}, which is still running" in message
+    assert failure.value.result["holder"]["holder_gone"] is False
+    assert ssm.claims() == [] and json.loads(ssm.parameters[NAME]["Value"])["pid"] == os.getpid()
+
+
+def test_a_holder_on_another_host_is_refused_even_if_the_pid_is_free_here(ssm, clock):
+    ssm.store(NAME, held_by(a_dead_pid(), "1", host="another-host"))
+    outcome = el.acquire(ssm, request(), 0, 5, clock)
+    assert outcome.status == el.HELD and outcome.taken_over == []
+    message = el.held_message(request(), outcome.lock, clock.now(), 0)
+    assert "another host: this run cannot tell whether it still runs" in message
+
+
+def test_a_stale_lock_is_still_taken_over_as_stale_whatever_its_process(ssm, clock):
+    ssm.store(NAME, held_by(os.getpid(), me_started(), host="another-host"))
+    clock.advance(3600)
+    module = FakeModule()
+    outcome = el.acquire(ssm, request(), 0, 5, clock)
+    result = el.acquire_result(module, request(), outcome, clock.now())
+    assert result["stale_taken_over"] and not result["dead_holder_taken_over"]
+
+
+def test_of_two_runs_finding_the_same_dead_holder_only_one_takes_the_lock(ssm, clock):
+    ssm.store(NAME, held_by(a_dead_pid(), "12345"))
+    bob = request(owner="bob@laptop", token="b0b2")
+    # bob's whole attempt runs just before alice's claim: bob deletes the dead lock and writes his.
+    ssm.on(
+        "put",
+        el.claim_name(NAME, lock_values.parse_lock(ssm.parameters[NAME], 900)),
+        lambda: el.attempt(ssm, bob, clock),
+    )
+    outcome = el.attempt(ssm, request(), clock)
+    assert outcome.status == el.HELD and outcome.lock.owner == "bob@laptop"
+    assert ssm.lock()["token"] == "b0b2"
+
+
+def test_check_mode_would_take_over_a_dead_holder(ssm, clock):
+    ssm.store(NAME, held_by(a_dead_pid(), "12345"))
+    module = FakeModule(check_mode=True)
+    result = el.acquire_result(module, request(), el.plan_acquire(ssm, request(), clock), clock.now())
+    assert result["acquired"] and result["dead_holder_taken_over"]
+    assert module.warnings[0].startswith("Would take over the environment lock")
+    assert ssm.calls == [("get", NAME)]
+
+
+@pytest.mark.parametrize("advice", [None, "re-run with -e break_lock=true"])
+def test_every_refusal_ends_with_how_to_break_the_lock(ssm, clock, advice):
+    overrides = {"break_advice": advice} if advice else {}
+    expected = advice or "release it with state=released and force=true"
+    ssm.store(NAME, held_by(os.getpid(), me_started()))
+    outcome = el.acquire(ssm, request(**overrides), 0, 5, clock)
+    held = el.held_message(request(**overrides), outcome.lock, clock.now(), 0)
+    nobody = el.held_message(request(**overrides), None, clock.now(), 0)
+    module = FakeModule(token="wrong")
+    with pytest.raises(Failed) as release_refused:
+        el.release(module, ssm, request(**overrides), clock)
+    for message in (held, nobody, release_refused.value.msg):
+        assert message.endswith(
+            f" Only if you know the holder is dead, break the lock: {expected}"
+            " (see docs/runbooks/stuck-lock.md in the ecs_production.platform collection)."
+        ), message
+
+
+def test_main_records_the_holder_process_and_refuses_a_bad_pid(main_ssm, capsys):
+    code, result = run_main(capsys, holder_pid=os.getpid(), holder_started=me_started(), holder_host="h1")
+    assert code == 0 and result["acquired"]
+    stored = json.loads(main_ssm.parameters[NAME]["Value"])
+    assert (stored["host"], stored["pid"], stored["started"]) == ("h1", os.getpid(), me_started())
+    code, result = run_main(capsys, holder_pid=0)
+    assert code == 1 and "holder_pid must be a process id" in result["msg"]
