@@ -282,10 +282,14 @@ def test_status_shows_the_table_with_the_active_colour_marked(cloud):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("-e", "color=purple"), "-e color=purple: the colours are blue and green. Nothing was changed."),
+        (
+            ("-e", "color=purple"),
+            "-e color=purple (bluegreen_color): the colours are blue and green. Nothing was changed.",
+        ),
         (
             ("-e", "color=green", "-e", "canary=10,120"),
-            "-e canary=10,120: give the new colour's share of the traffic at each step, as increasing percentages "
+            "-e canary=10,120 (bluegreen_canary_steps): give the new colour's share of the traffic at each step, "
+            "as increasing percentages "
             "from 1 to 100 ending at 100 (e.g. -e canary=10,50,100)",
         ),
         (
