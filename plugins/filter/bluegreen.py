@@ -39,6 +39,32 @@ def bluegreen_steps_to_take(steps, current_weight):
         raise AnsibleFilterError(f"bluegreen_steps_to_take: steps and weight must be integers ({e})") from e
 
 
+def bluegreen_state_after(state, switched=None, test_switched=None, retired=None):
+    """The state a swap or rollback left: the state read before it, with the weights and health that
+    traffic_switch returned (``switched``: the production listener's switch; ``test_switched``: the test
+    listener's), the record it wrote, a retired colour's desired count of 0, and the lock released."""
+    state = _state(state, "bluegreen_state_after")
+    for name, result in (("switched", switched), ("test_switched", test_switched)):
+        if result is not None and not isinstance(result, dict):
+            raise AnsibleFilterError(f"bluegreen_state_after: {name} must be a traffic_switch result (a dict)")
+    if retired is not None and retired not in state["colors"]:
+        raise AnsibleFilterError(f"bluegreen_state_after: retired must be one of {', '.join(state['colors'])}")
+
+    def returned(result, key):
+        # A skipped task (no switch to make) registers no weights: the state keeps what it read.
+        return (result or {}).get(key) if not (result or {}).get("skipped") else None
+
+    return bg.state_after_switch(
+        state,
+        weights=returned(switched, "after"),
+        test_weights=returned(test_switched, "after"),
+        health=returned(switched, "health"),
+        record=returned(switched, "record"),
+        desired={retired: 0} if retired else None,
+        lock=None,
+    )
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -46,4 +72,5 @@ class FilterModule:
             "bluegreen_deploy_size": bluegreen_deploy_size,
             "bluegreen_traffic_lines": bluegreen_traffic_lines,
             "bluegreen_steps_to_take": bluegreen_steps_to_take,
+            "bluegreen_state_after": bluegreen_state_after,
         }

@@ -196,6 +196,42 @@ def steps_to_take(steps: Iterable[int], current_weight: int) -> List[int]:
     return [int(step) for step in steps if int(step) > int(current_weight)]
 
 
+def state_after_switch(
+    state: Mapping[str, Any],
+    *,
+    weights: Optional[Mapping[str, int]] = None,
+    test_weights: Optional[Mapping[str, int]] = None,
+    health: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    record: Optional[Mapping[str, str]] = None,
+    desired: Optional[Mapping[str, int]] = None,
+    lock: Optional[Mapping[str, Any]] = None,
+) -> Dict[str, Any]:
+    """The state a switch left, from the state read before it and what the switch returned, without reading
+    it all again: the listeners' weights as AWS described them after the write (``weights``,
+    ``test_weights``), the health gate's count of healthy targets (``health``), the swap's record ``{from, to}``, the
+    desired counts a retire set, and the lock (None: released). What is not given stays as it was read."""
+    colors: Dict[str, Dict[str, Any]] = {}
+    for color, before in state["colors"].items():
+        after = dict(before)
+        if weights and color in weights:
+            after["weight"] = int(weights[color])
+        if test_weights and color in test_weights:
+            after["test_weight"] = int(test_weights[color])
+        if health and isinstance(health.get(color), Mapping) and "healthy" in health[color]:
+            after["healthy"] = int(health[color]["healthy"])
+        if desired and color in desired:
+            after["desired"] = int(desired[color])
+        colors[color] = after
+    last = record if record and record.get("from") else state.get("last_swap") or {}
+    tags = {RECORD_FROM: last["from"], RECORD_TO: last["to"]} if last else {}
+    new = platform_state(colors, test_port=state.get("test_port"), record=tags, alarms=state.get("alarms"), lock=lock)
+    new["rollback"] = rollback_color(new)
+    for key in ("load_balancer_arn", "listener_arn", "test_listener_arn"):
+        if key in state:
+            new[key] = state[key]
+    return new
+
+
 WAITING = "waiting"
 DONE = "done"
 FAILED = "failed"

@@ -450,7 +450,14 @@ def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp
         steps.append({"name": name, "start": start, "end": end, "during": set(during), "after": set(after)})
         assert run.returncode == 0, f"{name}:\n{run.tail()}"
         assert listener_weights(cloud) == weights, name
+        if playbook in ("swap", "rollback"):
+            # The table it ends with (built from what the switch returned) says what the listener says.
+            rows = status_rows(run.stdout)
+            assert {colour: row["weight"] for colour, row in rows.items()} == weights, (name, rows)
+            assert [colour for colour, row in rows.items() if row["marked"]] == [max(weights, key=weights.get)], name
+            assert "lock: free" in run.stdout, name
         time.sleep(3)  # a steady window, past the grace, before the next change
+        return run
 
     def items_at(stage, expected):
         """Items through 443 (the active colour) and the test listener (the idle one), then all listed."""
@@ -498,7 +505,7 @@ def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp
             weights={"blue": 0, "green": 100},
         )
         items_at("swapped again", {443: "green", 9443: "blue"})
-        step(
+        retired = step(
             "retire blue",
             "swap",
             ["-e", "color=green", "-e", "retire_old=true"],
@@ -507,6 +514,8 @@ def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp
             weights={"blue": 0, "green": 100},
         )
         assert desired_counts(cloud) == {"blue": 0, "green": 2}
+        shown = status_rows(retired.stdout)
+        assert {colour: row["desired"] for colour, row in shown.items()} == {"blue": 0, "green": 2}
         wait_for(lambda: not colour_tasks(cloud, "blue"), timeout=120, what="blue's tasks gone")
         items_at("retired", {443: "green"})
         time.sleep(3)

@@ -320,7 +320,40 @@ def test_traffic_lines_with_and_without_a_state():
     assert filters.bluegreen_traffic_lines(None) == ["weights 443    none", "services       none"]
 
 
-@pytest.mark.parametrize("name", ["bluegreen_status_lines", "bluegreen_deploy_size"])
+def test_state_after_a_swap_takes_the_weights_health_and_record_the_switch_returned():
+    before = state(100, 0)
+    before["colors"]["green"]["healthy"] = 1
+    before["lock"] = {"owner": "me", "operation": "swap to green", "age_seconds": 3}
+    before["listener_arn"] = "arn:listener/443"
+    switched = {
+        "after": {"blue": 0, "green": 100},
+        "health": {"green": {"healthy": 2, "required": 2, "passed": True}},
+        "record": {"from": "blue", "to": "green"},
+    }
+    after = filters.bluegreen_state_after(before, switched, {"after": {"blue": 100, "green": 0}}, retired="blue")
+    assert after["weights"] == {"blue": 0, "green": 100}
+    assert after["test_weights"] == {"blue": 100, "green": 0}
+    assert (after["active"], after["idle"], after["rollback"]) == ("green", "blue", "blue")
+    assert after["colors"]["green"]["healthy"] == 2 and before["colors"]["green"]["healthy"] == 1
+    assert after["colors"]["blue"]["desired"] == 0 and after["colors"]["green"]["desired"] == 2
+    assert after["colors"]["green"]["version"] == before["colors"]["green"]["version"]
+    assert after["last_swap"] == {"from": "blue", "to": "green"} and after["lock"] is None
+    assert after["listener_arn"] == "arn:listener/443"
+    assert before["weights"] == {"blue": 100, "green": 0}  # the state read is not changed in place
+
+
+def test_state_after_a_switch_that_moved_nothing_keeps_what_was_read():
+    before = state(0, 100, record={"BlueGreenFrom": "blue", "BlueGreenTo": "green"})
+    after = filters.bluegreen_state_after(before, None, {"skipped": True, "changed": False})
+    assert after["weights"] == before["weights"] and after["test_weights"] == before["test_weights"]
+    assert after["last_swap"] == {"from": "blue", "to": "green"} and after["active"] == "green"
+    with pytest.raises(AnsibleFilterError, match="retired must be one of blue, green"):
+        filters.bluegreen_state_after(before, retired="red")
+    with pytest.raises(AnsibleFilterError, match="switched must be a traffic_switch result"):
+        filters.bluegreen_state_after(before, "green")
+
+
+@pytest.mark.parametrize("name", ["bluegreen_status_lines", "bluegreen_deploy_size", "bluegreen_state_after"])
 def test_the_filters_refuse_something_that_is_not_a_state(name):
     with pytest.raises(AnsibleFilterError, match="give it the state bluegreen_info returns"):
         getattr(filters, name)({"weights": {}})
