@@ -99,10 +99,8 @@ def live_resources(api) -> dict[str, list[str]]:
         ],
     }
     kms = api.client("kms")
+    keys = [kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"] for k in kms.list_keys()["Keys"]]
     found["kms_keys"] = [
-        k["KeyId"]
-        for k in kms.list_keys()["Keys"]
-        if kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]["KeyState"] not in ("PendingDeletion",)
-        and kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]["KeyManager"] == "CUSTOMER"
+        key["KeyId"] for key in keys if key["KeyState"] != "PendingDeletion" and key["KeyManager"] == "CUSTOMER"
     ]
     return {kind: ids for kind, ids in found.items() if ids}
