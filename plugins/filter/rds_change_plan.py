@@ -195,7 +195,7 @@ def rds_change_plan(instance, wanted):
 
 
 def rds_change_lines(plan):
-    """One line per change of a plan from rds_change_plan: 'attribute: current -> wanted (effect)'."""
+    """One line per change of a plan from rds_change_plan: 'attribute: current -> wanted', then the effect."""
     if not isinstance(plan, dict) or "changes" not in plan:
         raise AnsibleFilterError("rds_change_lines: give it what rds_change_plan returns")
     lines = []
