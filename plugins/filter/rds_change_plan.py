@@ -21,7 +21,7 @@ def _current(instance, key):
 
 
 def _major(version):
-    return str(version or "").split(".")[0]
+    return str(version or "").split(".", maxsplit=1)[0]
 
 
 def _subnets(instance):

@@ -27,7 +27,7 @@ description:
     started at another time) takes the lock over at once, without waiting for it to go stale, with a warning
     naming the dead holder. A holder that still runs, or one on another host, blocks as any other.
   - O(state=renewed) pushes the lock's C(expires_at) to O(stale_after) seconds from now, but only for the
-    run holding it (the same O(token)): a long operation (a canary's bake) renews its lock as it goes, so
+    run holding it (the same O(token)); a long operation (a canary's bake) renews its lock as it goes, so
     that O(stale_after) can be short. A renewal by another run fails, naming who holds the lock. The renewal
     writes through the same claim as a deletion (see below), so it never overwrites a lock that another run
     is taking over.
@@ -72,7 +72,7 @@ options:
     description:
       - With O(state=released), the token that O(state=acquired) returned in RV(token). Only the run
         holding the lock releases it; another token, or none, fails unless O(force=true).
-      - With O(state=renewed), required: the token that O(state=acquired) returned. Only the run holding the
+      - With O(state=renewed), required - the token that O(state=acquired) returned. Only the run holding the
         lock renews it.
       - With O(state=acquired), the token to hold the lock under instead of a random one. When the lock
         is already held under this token, the task succeeds without a change, so nested playbooks can
@@ -82,7 +82,7 @@ options:
     description:
       - With O(state=released), delete the lock whoever holds it, with a warning naming the holder.
         This is how to break the lock of a run that is known to be dead before the lock goes stale.
-      - Ignored with O(state=acquired) and O(state=renewed): a renewal never takes a lock from another run.
+      - Ignored with O(state=acquired) and O(state=renewed); a renewal never takes a lock from another run.
     type: bool
     default: false
   stale_after:
