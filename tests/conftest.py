@@ -11,7 +11,9 @@ from localcloud.awsapi import AwsApiProcess
 @pytest.fixture(scope="session")
 def aws_api(tmp_path_factory):
     """The local AWS API for the whole session. Tests that need an empty account call ``reset()``."""
-    api = AwsApiProcess(tmp_path_factory.mktemp("awsapi") / "awsapi.log")
+    state = tmp_path_factory.mktemp("awsapi")
+    # moto's recorder (localcloud.recorder) writes only while a test records, into this session's own file.
+    api = AwsApiProcess(state / "awsapi.log", extra_env={"MOTO_RECORDER_FILEPATH": str(state / "moto_recording")})
     yield api
     api.stop()
 

@@ -26,6 +26,11 @@ description:
     on the same host whose holder process is gone (no such process, or the process id now names a process
     started at another time) takes the lock over at once, without waiting for it to go stale, with a warning
     naming the dead holder. A holder that still runs, or one on another host, blocks as any other.
+  - O(state=renewed) pushes the lock's C(expires_at) to O(stale_after) seconds from now, but only for the
+    run holding it (the same O(token)); a long operation (a canary's bake) renews its lock as it goes, so
+    that O(stale_after) can be short. A renewal by another run fails, naming who holds the lock. The renewal
+    writes through the same claim as a deletion (see below), so it never overwrites a lock that another run
+    is taking over.
   - O(state=released) deletes the lock, but only for the run holding it (the same O(token)), or with
     O(force=true). Release the lock in the C(always) section of a C(block), so a failed operation
     releases it too (see the examples).
@@ -47,8 +52,10 @@ options:
   state:
     description:
       - V(acquired) takes the lock, waiting up to O(wait) seconds while another run holds it.
+      - V(renewed) renews the lock held under O(token) for O(stale_after) seconds from now; it fails when the
+        lock is not held under O(token) (held by another run, or gone), naming the holder.
       - V(released) deletes the lock held under O(token); releasing a lock that is not there is no change.
-    choices: ['acquired', 'released']
+    choices: ['acquired', 'renewed', 'released']
     default: acquired
     type: str
   owner:
@@ -65,6 +72,8 @@ options:
     description:
       - With O(state=released), the token that O(state=acquired) returned in RV(token). Only the run
         holding the lock releases it; another token, or none, fails unless O(force=true).
+      - With O(state=renewed), required - the token that O(state=acquired) returned. Only the run holding the
+        lock renews it.
       - With O(state=acquired), the token to hold the lock under instead of a random one. When the lock
         is already held under this token, the task succeeds without a change, so nested playbooks can
         share one lock.
@@ -73,13 +82,14 @@ options:
     description:
       - With O(state=released), delete the lock whoever holds it, with a warning naming the holder.
         This is how to break the lock of a run that is known to be dead before the lock goes stale.
-      - Ignored with O(state=acquired).
+      - Ignored with O(state=acquired) and O(state=renewed); a renewal never takes a lock from another run.
     type: bool
     default: false
   stale_after:
     description:
       - Seconds after which the lock this task acquires counts as stale, recorded in the lock as C(expires_at).
-        Set it above the longest the operation can take.
+        Set it above the longest the operation can take between two renewals (O(state=renewed)).
+      - With O(state=renewed), the lock goes stale this many seconds after the renewal.
       - Whether a lock held by another run is stale is decided by the C(expires_at) that run recorded,
         not by this option; a lock value this module did not write goes stale O(stale_after) seconds after
         it was last modified.
@@ -127,7 +137,8 @@ options:
     default: release it with state=released and force=true
 notes:
   - Check mode reads the lock and reports what would happen without writing. A lock held by another
-    run does not fail the task in check mode; it is reported in RV(holder) with a warning.
+    run does not fail the task in check mode; it is reported in RV(holder) with a warning. A renewal in check
+    mode fails as a real one would when the lock is not held under O(token).
   - The lock does not stop anything by itself; it only works when every operation on the environment
     takes it first.
   - Staleness compares the lock's C(expires_at) with the clock of the node the module runs on; keep the
@@ -169,6 +180,13 @@ EXAMPLES = r"""
         token: "{{ lock.token | default(omit) }}"
       when: lock.acquired | default(false)
 
+- name: Renew the lock before each chunk of a long bake, so that a short stale_after is enough
+  ecs_production.platform.environment_lock:
+    name: /myapp/prod/lock
+    state: renewed
+    token: "{{ lock.token }}"
+    stale_after: 900
+
 - name: Fail at once if another operation is running
   ecs_production.platform.environment_lock:
     name: /myapp/prod/lock
@@ -203,28 +221,44 @@ token:
   sample: 0f9c2a6e4b1d4e7fa1b2c3d4e5f60718
 owner:
   description: Owner recorded in the lock this task holds.
-  returned: when the lock was (or in check mode would be) acquired
+  returned: when the lock was (or in check mode would be) acquired or renewed
   type: str
   sample: alice@deploy-host
 operation:
   description: Operation recorded in the lock this task holds.
-  returned: when the lock was (or in check mode would be) acquired
+  returned: when the lock was (or in check mode would be) acquired or renewed
   type: str
   sample: swap to green
 acquired_at:
-  description: When the lock this task holds was acquired, in ISO 8601 UTC.
-  returned: when the lock was (or in check mode would be) acquired
+  description: When the lock this task holds was acquired, in ISO 8601 UTC (a renewal keeps it).
+  returned: when the lock was (or in check mode would be) acquired or renewed
   type: str
   sample: "2025-01-31T12:00:00.000+00:00"
 expires_at:
-  description: When the lock this task holds goes stale, in ISO 8601 UTC.
-  returned: when the lock was (or in check mode would be) acquired
+  description: When the lock this task holds goes stale, in ISO 8601 UTC (after a renewal, the new expiry).
+  returned: when the lock was (or in check mode would be) acquired or renewed
+  type: str
+  sample: "2025-01-31T12:15:00.000+00:00"
+renewed:
+  description: Whether the lock was (in check mode, would be) renewed.
+  returned: when O(state=renewed)
+  type: bool
+  sample: true
+renewed_at:
+  description: When the lock was last renewed, in ISO 8601 UTC.
+  returned: when O(state=renewed)
+  type: str
+  sample: "2025-01-31T12:05:00.000+00:00"
+previous_expires_at:
+  description: When the lock would have gone stale without this renewal, in ISO 8601 UTC.
+  returned: when O(state=renewed)
   type: str
   sample: "2025-01-31T12:15:00.000+00:00"
 holder:
   description:
     - The lock in place before this task, when it was not this task's own - the lock that blocks this task,
-      the stale lock this task took over, or, with O(state=released), the lock released.
+      the stale lock this task took over, with O(state=renewed) the other run's lock that refused the renewal,
+      or, with O(state=released), the lock released.
     - The holder's token is never returned.
   returned: when such a lock was found
   type: dict
@@ -309,6 +343,7 @@ from ansible_collections.ecs_production.platform.plugins.module_utils.lock impor
 from ansible_collections.ecs_production.platform.plugins.module_utils.lock import age_seconds
 from ansible_collections.ecs_production.platform.plugins.module_utils.lock import human_duration
 from ansible_collections.ecs_production.platform.plugins.module_utils.lock import isoformat
+from ansible_collections.ecs_production.platform.plugins.module_utils.lock import parse_lock
 from ansible_collections.ecs_production.platform.plugins.module_utils.lock import read_lock
 from ansible_collections.ecs_production.platform.plugins.module_utils.process import GONE
 from ansible_collections.ecs_production.platform.plugins.module_utils.process import holder_state
@@ -689,6 +724,108 @@ def not_released(
     return result
 
 
+# ---- renewing ---------------------------------------------------------------------------------------
+
+
+def renewed_lock(current: Lock, request: Request, now: datetime) -> Lock:
+    """The holder's lock with a new expiry, `stale_after` seconds from now: every other field as it was."""
+    value = json.loads(current.raw)
+    value.update(expires_at=isoformat(now + timedelta(seconds=request.stale_after)), renewed_at=isoformat(now))
+    return parse_lock({"Value": json.dumps(value, sort_keys=True)}, request.stale_after)
+
+
+def overwrite_exclusively(client, request: Request, lock: Lock, replacement: Lock, now: datetime) -> bool:
+    """Replace exactly this lock value, under the claim a deletion of it would need, so that no run takes the
+    lock over (or releases it) while it is renewed: False when another run holds the claim or the value changed."""
+    claim = claim_name(request.name, lock)
+    claim_value = json.dumps({"owner": request.owner, "operation": "renew", "claimed_at": isoformat(now)})
+    if not create_parameter(client, claim, claim_value, CLAIM_DESCRIPTION):
+        return False
+    try:
+        current = read_lock(client, request.name, request.stale_after)
+        if current is None or current.raw != lock.raw:
+            return False
+        ssm.overwrite_parameter(
+            client, Name=request.name, Value=replacement.raw, Type="String", Description=LOCK_DESCRIPTION
+        )
+        return True
+    finally:
+        ssm.delete_parameter(client, claim)
+
+
+def not_held_message(request: Request, current: Optional[Lock], now: datetime, what: str) -> str:
+    """Why this run cannot renew: the lock is gone, or another run holds it."""
+    name = request.name
+    if current is None:
+        return (
+            f"Environment lock {name} is not held any more: this run cannot {what} it. It was released or broken"
+            " (-e break_lock=true, state=released with force=true), or it went stale and another run took it over"
+            " and finished: an operation may have overlapped with this one. Check the environment before going on."
+        )
+    return (
+        f"Environment lock {name} is held by {label(current)}{holder_process_note(current)} since"
+        f" {isoformat(current.acquired_at)} ({human_duration(age_seconds(current, now))} ago), not under this run's"
+        f" token: only the run holding the lock can {what} it. This run lost the lock (it went stale and was taken"
+        " over, or was broken): its operation may have overlapped with that one. Check the environment before"
+        " going on."
+    )
+
+
+def renew(module: AnsibleAWSModule, client, request: Request, clock: Clock) -> Dict[str, Any]:
+    name, token = request.name, module.params["token"]
+    result: Dict[str, Any] = {"name": name, "acquired": False, "renewed": False, "changed": False}
+    current = read_lock(client, name, request.stale_after)
+    now = clock.now()
+    if current is None or current.token != token:
+        if current is not None:
+            result["holder"] = describe(current, now)
+        module.fail_json(msg=not_held_message(request, current, now, "renew"), **result)
+    if current.is_stale(now):
+        module.warn(
+            f"Environment lock {name} held by this run had gone stale at {isoformat(current.expires_at)}"
+            f" ({human_duration((now - current.expires_at).total_seconds())} ago) before this renewal: another run"
+            " could have taken it over meanwhile. Renew it more often than platform_lock_stale_after (stale_after)."
+        )
+    renewed = renewed_lock(current, request, now)
+    result.update(
+        acquired=True,
+        renewed=True,
+        changed=True,
+        owner=renewed.owner,
+        operation=renewed.operation,
+        acquired_at=isoformat(renewed.acquired_at),
+        expires_at=isoformat(renewed.expires_at),
+        renewed_at=isoformat(now),
+        previous_expires_at=isoformat(current.expires_at),
+        diff={"before": current.summary(), "after": renewed.summary()},
+    )
+    if module.check_mode:
+        result["msg"] = f"Would renew environment lock {name} until {isoformat(renewed.expires_at)}."
+        return result
+    if not overwrite_exclusively(client, request, current, renewed, now):
+        now_held = read_lock(client, name, request.stale_after)
+        if now_held is not None and now_held.raw == current.raw:
+            # Another run holds the claim on this very value: it is taking the (stale) lock over.
+            result.update(acquired=False, renewed=False, changed=False)
+            result.pop("diff", None)
+            module.fail_json(
+                msg=f"Environment lock {name} went stale at {isoformat(current.expires_at)} and another run is"
+                " taking it over right now: this run lost the lock, and its operation may overlap with that run's."
+                " Nothing was renewed.",
+                **result,
+            )
+        result.update(acquired=False, renewed=False, changed=False)
+        result.pop("diff", None)
+        if now_held is not None and now_held.token != token:
+            result["holder"] = describe(now_held, now)
+        module.fail_json(msg=not_held_message(request, now_held, now, "renew") + " Nothing was renewed.", **result)
+    result["msg"] = (
+        f"Renewed environment lock {name} held by {label(renewed)} until {isoformat(renewed.expires_at)}"
+        f" (was {isoformat(current.expires_at)})."
+    )
+    return result
+
+
 def release(module: AnsibleAWSModule, client, request: Request, clock: Clock) -> Dict[str, Any]:
     name, token, force = request.name, module.params["token"], module.params["force"]
     result: Dict[str, Any] = {"name": name, "acquired": False, "changed": False}
@@ -758,6 +895,8 @@ def validate(module: AnsibleAWSModule) -> None:
         problems.append(f"holder_pid must be a process id (at least 1), not {params['holder_pid']}")
     if token is not None and not 1 <= len(token) <= MAX_TOKEN_LENGTH:
         problems.append(f"token must have between 1 and {MAX_TOKEN_LENGTH} characters")
+    if params["state"] == "renewed" and token is None:
+        problems.append("state=renewed needs the token that state=acquired returned (only the holder renews)")
     if problems:
         module.fail_json(msg=f"Invalid options: {'; '.join(problems)}. No AWS call was made.")
 
@@ -790,7 +929,7 @@ def build_request(module: AnsibleAWSModule) -> Request:
 def main() -> None:
     argument_spec = dict(
         name=dict(type="str", required=True),
-        state=dict(type="str", default="acquired", choices=["acquired", "released"]),
+        state=dict(type="str", default="acquired", choices=["acquired", "renewed", "released"]),
         owner=dict(type="str"),
         operation=dict(type="str"),
         token=dict(type="str", no_log=False),
@@ -817,6 +956,8 @@ def main() -> None:
             else:
                 outcome = acquire(client, request, module.params["wait"], module.params["wait_interval"], clock)
             result = acquire_result(module, request, outcome, clock.now())
+        elif module.params["state"] == "renewed":
+            result = renew(module, client, request, clock)
         else:
             result = release(module, client, request, clock)
     except AnsibleAWSError as e:

@@ -609,8 +609,24 @@ def test_a_canary_breached_by_an_alarm_rolls_back_to_the_old_colour(cloud, tmp_p
     assert listener_weights(cloud) == {"blue": 0, "green": 100}
     cloudwatch = cloud.client("cloudwatch")
     alarm = f"{PREFIX}-blue-5xx"
+    ssm = cloud.client("ssm")
+
+    def lock_value() -> dict:
+        found = ssm.get_parameters(Names=[LOCK])["Parameters"]
+        return json.loads(found[0]["Value"]) if found else {}
+
+    # The bake renews the lock every 8 s (in chunks of 8, 8, 8 and 6 s), as well as before each step.
     swap = cloud.start_playbook(
-        "swap", "-e", "color=blue", "-e", "canary=10,50,100", "-e", "bake_seconds=30", log=tmp_path / "swap.log"
+        "swap",
+        "-e",
+        "color=blue",
+        "-e",
+        "canary=10,50,100",
+        "-e",
+        "bake_seconds=30",
+        "-e",
+        "bluegreen_lock_renew_seconds=8",
+        log=tmp_path / "swap.log",
     )
     try:
         wait_for(
@@ -619,7 +635,18 @@ def test_a_canary_breached_by_an_alarm_rolls_back_to_the_old_colour(cloud, tmp_p
             interval=0.3,
             what="the 10 % step",
         )
-        time.sleep(3)  # well inside the 30 s bake
+        before_the_bake = lock_value()
+        assert "renewed_at" in before_the_bake, before_the_bake  # renewed before the step
+        # Within the bake, the lock is renewed again: its expiry moves on, the holder stays.
+        wait_for(
+            lambda: lock_value().get("renewed_at", "") > before_the_bake["renewed_at"],
+            timeout=20,
+            interval=0.3,
+            what="a renewal of the lock within the bake",
+        )
+        renewed = lock_value()
+        assert renewed["expires_at"] > before_the_bake["expires_at"], (before_the_bake, renewed)
+        assert (renewed["token"], renewed["acquired_at"]) == (before_the_bake["token"], before_the_bake["acquired_at"])
         assert listener_weights(cloud) == {"blue": 10, "green": 90}
         cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="5xx from the canary (test)")
         run = swap.wait(timeout=300)

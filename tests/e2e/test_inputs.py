@@ -58,6 +58,7 @@ WRONG: dict[str, object] = {
     "platform_lock_wait": -1,
     "platform_lock_stale_after": 10,
     "platform_lock_break": NOT_A_BOOL,
+    "platform_allow_disruptive": NOT_A_BOOL,
     "platform_lock_tags": [1],
     # network
     "network_state": "gone",
@@ -151,6 +152,7 @@ WRONG: dict[str, object] = {
     "rds_storage_type": "ssd",
     "rds_multi_az": NOT_A_BOOL,
     "rds_backup_retention_days": 40,
+    "rds_allow_disruptive": NOT_A_BOOL,
     "rds_deletion_protection": NOT_A_BOOL,
     "rds_skip_final_snapshot": NOT_A_BOOL,
     "rds_db_name": "1bad",
@@ -203,6 +205,9 @@ WRONG: dict[str, object] = {
     "bluegreen_container_name": "bad name!",
     "bluegreen_lock_parameter": "no-slash",
     "bluegreen_lock_stale_after": 10,
+    "bluegreen_lock_renew_seconds": 2000,
+    "bluegreen_lock_token": "not a token!",
+    "bluegreen_promote": NOT_A_BOOL,
     "bluegreen_name_prefix": "Bad_Prefix",
     "bluegreen_version": "bad version!",
     "bluegreen_color": "red",
@@ -226,10 +231,15 @@ SHORT_NAMES = [
     ({"color": "green", "retire_old": NOT_A_BOOL}, "retire_old"),
     ({"color": "green", "bake_seconds": "abc"}, "bake_seconds"),
     ({"color": "green", "bake_seconds": 100000}, "bake_seconds"),
-    ({"color": "green", "canary": "10,50,100", "bake_seconds": 1500}, "bake_seconds"),
+    ({"color": "green", "bake_seconds": 3601}, "bake_seconds"),
     ({"color": "green", "canary": "50,10"}, "canary"),
     ({"color": "red"}, "color"),
     ({"color": "green", "break_lock": NOT_A_BOOL}, "break_lock"),
+]
+# Those that only deploy takes (-e promote=maybe must be refused, not read as false).
+DEPLOY_SHORT_NAMES = [
+    ({"version": "v2", "promote": NOT_A_BOOL}, "promote"),
+    ({"version": "v2", "promote": "yes please"}, "promote"),
 ]
 
 
@@ -285,6 +295,7 @@ def test_a_wrong_value_of_every_variable_is_refused_before_any_api_call(aws_api)
         playbook, needed = playbook_of(variable)
         cases.append((playbook, {**needed, variable: WRONG[variable]}, variable))
     cases += [("swap", extra, named) for extra, named in SHORT_NAMES]
+    cases += [("deploy", extra, named) for extra, named in DEPLOY_SHORT_NAMES]
 
     started = time.monotonic()
     before = aws_api.request_count()

@@ -20,6 +20,7 @@ import pytest
 from ansible_collections.ecs_production.platform.plugins.module_utils.process import start_time
 
 from localcloud.harness import PREFIX, desired_counts, listener_weights, run_playbook, set_listener_weights
+from localcloud.recorder import ApiRecorder, ansible_calls, writes
 from tests.e2e.platform_support import kill_playbook_when, live_resources, tagged_arns
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
@@ -148,6 +149,46 @@ def test_provision_keeps_weights_and_desired_counts_set_behind_its_back(provisio
     finally:  # as provision left it, for the next test
         set_listener_weights(api, {"blue": 100, "green": 0})
         api.client("ecs").update_service(cluster=PREFIX, service=f"{PREFIX}-green", desiredCount=0)
+
+
+def test_resizing_the_database_needs_consent_shows_in_check_mode_and_applies_with_it(provisioned):
+    api = provisioned
+    rds, db = api.client("rds"), f"{PREFIX}-db"
+    recorder = ApiRecorder(api.endpoint_url)
+    before = rds.describe_db_instances(DBInstanceIdentifier=db)["DBInstances"][0]["DBInstanceClass"]
+    assert before == "db.t4g.micro"
+    resize = ("-e", "rds_instance_class=db.t4g.small")
+    change = "instance class: db.t4g.micro -> db.t4g.small"
+    try:
+        # Refused, naming the change and how to consent, before anything is written.
+        recorder.start()
+        run = run_playbook(api, "provision", *resize)
+        calls = ansible_calls(recorder.stop())
+        out = " ".join(run.output.split())
+        assert run.returncode != 0, run.tail()
+        assert change in out and "re-run with -e platform_allow_disruptive=true" in out, run.tail()
+        assert [c["action"] for c in calls if c["action"].startswith("Modify")] == []
+        assert writes(calls) == [], writes(calls)
+        assert any(c["action"] == "DescribeDBInstances" for c in calls)
+
+        # --check --diff shows exactly that change, as a diff, and changes nothing.
+        recorder.start()
+        run = run_playbook(api, "provision", "--check", "--diff", *resize)
+        calls = ansible_calls(recorder.stop())
+        assert run.returncode == 0, run.tail()
+        assert '-    "instance class": "db.t4g.micro"' in run.stdout, run.tail()
+        assert '+    "instance class": "db.t4g.small"' in run.stdout, run.tail()
+        assert "A real run would refuse: " + change in " ".join(run.output.split()), run.tail()
+        assert writes(calls) == [], writes(calls)
+
+        # With consent it applies.
+        run = run_playbook(api, "provision", *resize, "-e", "platform_allow_disruptive=true")
+        assert run.returncode == 0, run.tail()
+        found = rds.describe_db_instances(DBInstanceIdentifier=db)["DBInstances"][0]
+        assert found.get("PendingModifiedValues", {}).get("DBInstanceClass", found["DBInstanceClass"]) == "db.t4g.small"
+    finally:  # as provision left it, for the next test
+        rds.modify_db_instance(DBInstanceIdentifier=db, DBInstanceClass=before, ApplyImmediately=True)
+    assert rds.describe_db_instances(DBInstanceIdentifier=db)["DBInstances"][0]["DBInstanceClass"] == before
 
 
 def test_teardown_leaves_nothing_and_a_second_teardown_changes_nothing(provisioned):

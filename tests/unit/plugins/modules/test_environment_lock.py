@@ -76,9 +76,14 @@ class FakeSSM:
         }
 
     def put_parameter(self, aws_retry=False, Overwrite=False, **params):
-        self._hook("put", params["Name"])
-        assert aws_retry and not Overwrite
+        self._hook("overwrite" if Overwrite else "put", params["Name"])
+        assert aws_retry
         assert params["Type"] == "String"
+        if Overwrite:
+            # Only a renewal overwrites, and only the lock itself (never a claim).
+            assert ".claim-" not in params["Name"]
+            self.store(params["Name"], params["Value"])
+            return {"Version": self.parameters[params["Name"]]["Version"], "Tier": "Standard"}
         if params["Name"] in self.parameters:
             raise client_error("ParameterAlreadyExists", "PutParameter")
         self.store(params["Name"], params["Value"])
@@ -473,6 +478,142 @@ def test_a_lock_taken_over_and_released_while_releasing_is_no_change(ssm, clock)
     ssm.on("put", el.claim_name(NAME, lock), lambda: ssm.parameters.pop(NAME))
     result = el.release(FakeModule(token="a11ce"), ssm, request(), clock)
     assert not result["changed"] and "released by another run" in result["msg"]
+
+
+# ---- renewing ------------------------------------------------------------------------------------------
+
+
+def renew_request(**overrides) -> el.Request:
+    return request(**{"stale_after": 300, **overrides})
+
+
+def test_the_holder_renews_its_lock_for_stale_after_from_now_keeping_everything_else(ssm, clock):
+    ssm.store(NAME, held_by(4242, "777", host="deploy-host", acquired=START).replace('"b0b"', '"a11ce"'))
+    clock.advance(250)
+    module = FakeModule(token="a11ce")
+    result = el.renew(module, ssm, renew_request(), clock)
+    stored = ssm.lock()
+    assert stored["expires_at"] == el.isoformat(START + timedelta(seconds=250 + 300))
+    assert stored["renewed_at"] == el.isoformat(START + timedelta(seconds=250))
+    assert stored["acquired_at"] == el.isoformat(START) and stored["token"] == "a11ce"
+    assert (stored["owner"], stored["operation"], stored["pid"], stored["host"]) == (
+        "bob@ci",
+        "deploy v41",
+        4242,
+        "deploy-host",
+    )
+    assert result["changed"] and result["renewed"] and result["acquired"]
+    assert result["previous_expires_at"] == el.isoformat(START + timedelta(seconds=3600))
+    assert result["diff"]["before"]["expires_at"] != result["diff"]["after"]["expires_at"]
+    assert "Renewed environment lock /app/prod/lock held by bob@ci (deploy v41) until" in result["msg"]
+    # Written through the claim a takeover needs, which is gone afterwards; the write itself overwrites.
+    writes = [call for call in ssm.calls if call[0] != "get"]
+    assert writes[0][0] == "put" and ".claim-" in writes[0][1]
+    assert ("overwrite", NAME) in writes and ssm.claims() == [] and module.warnings == []
+
+
+def test_a_renewed_lock_is_no_longer_stale_for_another_run(ssm, clock):
+    ssm.store(NAME, lock_value(owner="alice@laptop", held_with="a11ce", stale_after=300))
+    clock.advance(200)
+    el.renew(FakeModule(token="a11ce"), ssm, renew_request(), clock)
+    clock.advance(200)  # 400 s after acquiring: stale without the renewal, fresh with it
+    outcome = el.acquire(ssm, request(token="c0ffee", owner="carol@ci"), 0, 5, clock)
+    assert outcome.status == el.HELD and outcome.lock.token == "a11ce"
+    assert not outcome.taken_over
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["apply", "check"])
+def test_another_run_cannot_renew_and_is_told_who_holds_the_lock(ssm, clock, check_mode):
+    ssm.store(NAME, lock_value())
+    before = dict(ssm.parameters[NAME])
+    module = FakeModule(check_mode=check_mode, token="a11ce")
+    with pytest.raises(Failed) as failure:
+        el.renew(module, ssm, renew_request(), clock)
+    assert "held by bob@ci (deploy v41)" in failure.value.msg
+    assert "only the run holding the lock can renew it" in failure.value.msg
+    assert failure.value.result["holder"]["owner"] == "bob@ci" and not failure.value.result["renewed"]
+    assert ssm.parameters[NAME] == before and ssm.claims() == []
+
+
+def test_renewing_a_lock_that_is_gone_fails_saying_it_was_lost(ssm, clock):
+    with pytest.raises(Failed, match="is not held any more: this run cannot renew it"):
+        el.renew(FakeModule(token="a11ce"), ssm, renew_request(), clock)
+    assert ssm.parameters == {}
+
+
+def test_a_stale_lock_still_held_is_renewed_with_a_warning(ssm, clock):
+    ssm.store(NAME, lock_value(owner="alice@laptop", held_with="a11ce", stale_after=60))
+    clock.advance(90)
+    module = FakeModule(token="a11ce")
+    result = el.renew(module, ssm, renew_request(), clock)
+    assert result["renewed"] and ssm.lock()["expires_at"] == el.isoformat(START + timedelta(seconds=390))
+    (warning,) = module.warnings
+    assert "had gone stale" in warning and "30 s ago" in warning
+
+
+def test_check_mode_would_renew_without_writing(ssm, clock):
+    ssm.store(NAME, lock_value(owner="alice@laptop", held_with="a11ce"))
+    before = dict(ssm.parameters[NAME])
+    result = el.renew(FakeModule(check_mode=True, token="a11ce"), ssm, renew_request(), clock)
+    assert result["changed"] and result["msg"].startswith("Would renew")
+    assert ssm.parameters == {NAME: before} and ssm.calls == [("get", NAME)]
+
+
+def test_a_renewal_never_overwrites_a_lock_another_run_is_taking_over(ssm, clock):
+    # The lock went stale; another run claimed it first (to delete it) just before our claim.
+    ssm.store(NAME, lock_value(owner="alice@laptop", held_with="a11ce", stale_after=60))
+    clock.advance(120)
+    stale = lock_values.parse_lock(ssm.parameters[NAME], 900)
+    claim = el.claim_name(NAME, stale)
+    ssm.on("put", claim, lambda: ssm.store(claim, "{}"))
+    with pytest.raises(Failed, match="another run is taking it over right now: this run lost the lock"):
+        el.renew(FakeModule(token="a11ce"), ssm, renew_request(), clock)
+    assert ssm.lock()["expires_at"] == el.isoformat(START + timedelta(seconds=60))
+    assert ("overwrite", NAME) not in ssm.calls
+
+
+def test_a_lock_taken_over_between_the_read_and_the_claim_is_not_renewed(ssm, clock):
+    ssm.store(NAME, lock_value(owner="alice@laptop", held_with="a11ce", stale_after=60))
+    clock.advance(120)
+    stale = lock_values.parse_lock(ssm.parameters[NAME], 900)
+    # Another run deletes the stale lock and writes its own before our claim: our re-read sees it.
+    ssm.on("put", el.claim_name(NAME, stale), lambda: ssm.store(NAME, lock_value(owner="carol@ci", held_with="ca401")))
+    with pytest.raises(Failed) as failure:
+        el.renew(FakeModule(token="a11ce"), ssm, renew_request(), clock)
+    assert "held by carol@ci (deploy v41)" in failure.value.msg and "Nothing was renewed" in failure.value.msg
+    assert ssm.lock()["token"] == "ca401" and ssm.claims() == []
+    assert ("overwrite", NAME) not in ssm.calls
+
+
+def test_a_takeover_that_comes_while_the_lock_is_renewed_finds_it_fresh(ssm, clock):
+    ssm.store(NAME, lock_value(owner="alice@laptop", held_with="a11ce", stale_after=60))
+    clock.advance(120)
+    outcomes = []
+
+    # Another run tries to take the stale lock over while our renewal holds the claim.
+    def other_run():
+        outcomes.append(el.attempt(ssm, request(token="ca401", owner="carol@ci"), clock))
+
+    ssm.on("overwrite", NAME, other_run)
+    el.renew(FakeModule(token="a11ce"), ssm, renew_request(), clock)
+    (outcome,) = outcomes
+    assert outcome.status == el.HELD and not outcome.taken_over
+    assert ssm.lock()["token"] == "a11ce" and ssm.claims() == []
+
+
+def test_main_renews_for_the_holder_only_and_needs_a_token(main_ssm, capsys):
+    code, first = run_main(capsys, owner="alice@laptop", operation="swap to green", stale_after=600)
+    assert code == 0
+    code, renewed = run_main(capsys, state="renewed", token=first["token"], stale_after=900, _ansible_diff=True)
+    assert code == 0 and renewed["changed"] and renewed["renewed"]
+    assert renewed["expires_at"] > first["expires_at"] and renewed["acquired_at"] == first["acquired_at"]
+    assert renewed["diff"]["after"]["expires_at"] == renewed["expires_at"]
+    code, refused = run_main(capsys, state="renewed", token="not-the-token")
+    assert code == 1 and "held by alice@laptop (swap to green)" in refused["msg"]
+    made = len(main_ssm.made)
+    code, no_token = run_main(capsys, state="renewed")
+    assert code == 1 and "state=renewed needs the token" in no_token["msg"]
+    assert len(main_ssm.made) == made  # refused before any AWS client
 
 
 # ---- main() -------------------------------------------------------------------------------------------
