@@ -615,7 +615,7 @@ def test_a_canary_breached_by_an_alarm_rolls_back_to_the_old_colour(cloud, tmp_p
         found = ssm.get_parameters(Names=[LOCK])["Parameters"]
         return json.loads(found[0]["Value"]) if found else {}
 
-    # The bake renews the lock every 8 s (in chunks of 8, 8, 8 and 6 s), as well as before each step.
+    # The bake renews the lock every 8 s (in chunks of 8, 8, 8 and 6 s), as well as before each later step.
     swap = cloud.start_playbook(
         "swap",
         "-e",
@@ -635,8 +635,13 @@ def test_a_canary_breached_by_an_alarm_rolls_back_to_the_old_colour(cloud, tmp_p
             interval=0.3,
             what="the 10 % step",
         )
-        before_the_bake = lock_value()
-        assert "renewed_at" in before_the_bake, before_the_bake  # renewed before the step
+        # Renewed as the step's bake begins (after the first step's switch; before each later step).
+        before_the_bake = wait_for(
+            lambda: lock_value() if "renewed_at" in lock_value() else None,
+            timeout=20,
+            interval=0.3,
+            what="the renewal as the bake begins",
+        )
         # Within the bake, the lock is renewed again: its expiry moves on, the holder stays.
         wait_for(
             lambda: lock_value().get("renewed_at", "") > before_the_bake["renewed_at"],
