@@ -2,6 +2,7 @@
 one task, and how soon a listener change made through the AWS API reaches the traffic.
 
     python bench/localcloud.py [--duration 10] [--connections 16] [--switches 5] [--haproxy auto|yes|no]
+                               [--metrics both|on|off]
 
 What runs, all on loopback and bounded in time:
 
@@ -13,7 +14,10 @@ What runs, all on loopback and bounded in time:
   ``--serve-backend``) that answers ``GET /health`` with ``{"deployment": colour}``; the real
   items-api needs PostgreSQL and is measured by ``bench/app.py``;
 * the load balancer (``LoadBalancerPlane``) in a child process of its own (``--serve-lb``), as the
-  local cloud runs it, with the two tasks registered in its target registry;
+  local cloud runs it, with the two tasks registered in its target registry; with ``--metrics
+  both`` (the default) two of them, one publishing its AWS/ApplicationELB metrics to the local
+  CloudWatch as the local cloud does and one not, measured in turns, so that the cost of
+  publishing shows in the same run;
 * optionally, for comparison, HAProxy (when installed: ``apt-get install -y haproxy``) with a
   static configuration doing the same forward (TLS with the same certificate, keep-alive to the task).
 
@@ -122,11 +126,12 @@ def serve_lb(spec: dict) -> None:
     import boto3
 
     from localcloud.dataplane.lb import LoadBalancerPlane
+    from localcloud.dataplane.lb.metrics import LbMetrics
     from localcloud.dataplane.registry import TargetRegistry
 
-    def factory():
+    def factory(service: str = "elbv2"):
         return boto3.client(
-            "elbv2",
+            service,
             region_name="us-east-1",
             endpoint_url=spec["endpoint"],
             aws_access_key_id="bench",
@@ -134,6 +139,7 @@ def serve_lb(spec: dict) -> None:
         )
 
     registry = TargetRegistry()
+    metrics = LbMetrics(lambda: factory("cloudwatch"), registry) if spec["metrics"] else None
     for group, ip, port in spec["targets"]:
         registry.register(group, ip, port, f"task-{ip}")
     # The platform checks every 15 s; a tenth of that gets the tasks healthy in ~1.5 s.
@@ -143,6 +149,7 @@ def serve_lb(spec: dict) -> None:
         port_map={int(k): v for k, v in spec["port_map"].items()},
         tls_cert=tuple(spec["tls_cert"]),
         health_time_scale=0.1,
+        metrics=metrics,
     )
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -151,7 +158,9 @@ def serve_lb(spec: dict) -> None:
     try:
         deadline = time.monotonic() + spec["lifetime"]
         while time.monotonic() < deadline and not stopping.is_set():
-            status_file.write_text(json.dumps(plane.status()))
+            status = plane.status()
+            status["metrics_published"] = metrics.published if metrics else None
+            status_file.write_text(json.dumps(status))
             stopping.wait(0.5)
     finally:
         plane.stop()
@@ -171,6 +180,8 @@ class Stack:
     status_file: Path
     certfile: str | None = None
     keyfile: str | None = None
+    publishing_ports: dict[int, int] | None = None  # the load balancer that publishes metrics
+    publishing_status: Path | None = None
 
 
 def platform(api) -> tuple[dict, dict[str, str]]:
@@ -224,7 +235,7 @@ def forward(groups: dict[str, str], colour: str) -> list[dict]:
 
 
 @contextlib.contextmanager
-def stack(workdir: Path, lifetime: float) -> Iterator[Stack]:
+def stack(workdir: Path, lifetime: float, metrics: str = "off") -> Iterator[Stack]:
     from localcloud.awsapi import AwsApiProcess
     from localcloud.dataplane import tls
 
@@ -245,31 +256,38 @@ def stack(workdir: Path, lifetime: float) -> Iterator[Stack]:
             )
             tasks[colour] = (ip, port)
             wait_for(lambda ip=ip, port=port: get(port, host=ip)[0] == 200, processes[-1], f"{colour} task")
-        ports = {80: free_port(), 443: free_port(), 8000: free_port()}
-        status_file = workdir / "lb-status.json"
         certfile, keyfile = tls.self_signed(workdir / "tls")
-        spec = {
-            "endpoint": api.endpoint_url,
-            "port_map": ports,
-            "tls_cert": [certfile, keyfile],
-            "targets": [[groups[c], ip, port] for c, (ip, port) in tasks.items()],
-            "status_file": str(status_file),
-            "lifetime": lifetime,
-        }
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, __file__, "--serve-lb", json.dumps(spec)],
-                stdout=(workdir / "lb.log").open("wb"),
-                stderr=subprocess.STDOUT,
+
+        def load_balancer(name: str, publish: bool) -> tuple[dict[int, int], Path]:
+            ports = {80: free_port(), 443: free_port(), 8000: free_port()}
+            status_file = workdir / f"{name}-status.json"
+            spec = {
+                "endpoint": api.endpoint_url,
+                "port_map": ports,
+                "tls_cert": [certfile, keyfile],
+                "targets": [[groups[c], ip, port] for c, (ip, port) in tasks.items()],
+                "status_file": str(status_file),
+                "lifetime": lifetime,
+                "metrics": publish,
+            }
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, __file__, "--serve-lb", json.dumps(spec)],
+                    stdout=(workdir / f"{name}.log").open("wb"),
+                    stderr=subprocess.STDOUT,
+                )
             )
-        )
 
-        def healthy() -> bool:
-            status = json.loads(status_file.read_text())
-            states = [t["health"] for g in status["target_groups"] for t in g["targets"]]
-            return states == ["healthy", "healthy"] and get(ports[443], https=True)[0] == 200
+            def healthy() -> bool:
+                status = json.loads(status_file.read_text())
+                states = [t["health"] for g in status["target_groups"] for t in g["targets"]]
+                return states == ["healthy", "healthy"] and get(ports[443], https=True)[0] == 200
 
-        wait_for(healthy, processes[-1], "load balancer", timeout=30)
+            wait_for(healthy, processes[-1], f"load balancer ({name})", timeout=30)
+            return ports, status_file
+
+        ports, status_file = load_balancer("lb", metrics == "on")
+        publishing_ports, publishing_status = load_balancer("lb-metrics", True) if metrics == "both" else (None, None)
         yield Stack(
             api.endpoint_url,
             api.client("elbv2"),
@@ -280,6 +298,8 @@ def stack(workdir: Path, lifetime: float) -> Iterator[Stack]:
             status_file,
             certfile,
             keyfile,
+            publishing_ports,
+            publishing_status,
         )
     finally:
         for process in reversed(processes):
@@ -399,6 +419,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--switches", type=int, default=5, help=f"listener switches to time (at most {MAX_SWITCHES})")
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--haproxy", choices=("auto", "yes", "no"), default="auto", help="compare with HAProxy")
+    parser.add_argument(
+        "--metrics",
+        choices=("both", "on", "off"),
+        default="both",
+        help="the load balancer publishes its metrics (on), not (off), or both measured in turns (default)",
+    )
     args = parser.parse_args(argv)
     args.duration = max(1, min(args.duration, MAX_DURATION))
     args.connections = max(1, min(args.connections, MAX_CONNECTIONS))
@@ -416,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     lifetime = 5 * (args.duration + 2) + 11 * args.switches + 120  # the LB process's upper bound
     try:
-        with stack(workdir, lifetime) as s:
+        with stack(workdir, lifetime, args.metrics) as s:
             blue_ip, blue_port = s.tasks["blue"]
             print(
                 f"backend: tiny aiohttp app per task (bench/localcloud.py --serve-backend), GET /health -> "
@@ -424,14 +450,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.duration}s per scenario; {os.cpu_count()} CPUs",
                 flush=True,
             )
-            scenarios = [
-                ("direct to one task (HTTP)", f"http://{blue_ip}:{blue_port}/health"),
-                ("local ALB HTTPS:443 -> task", f"https://{HOST}:{s.ports[443]}/health"),
-                ("local ALB HTTP:8000 -> task", f"http://{HOST}:{s.ports[8000]}/health"),
-            ]
+            scenarios = [("direct to one task (HTTP)", f"http://{blue_ip}:{blue_port}/health")]
+            label = {"both": " (metrics off)", "on": " (metrics on)", "off": ""}[args.metrics]
+            for listener, scheme in ((443, "https"), (8000, "http")):
+                name = f"local ALB {scheme.upper()}:{listener} -> task"
+                scenarios.append((name + label, f"{scheme}://{HOST}:{s.ports[listener]}/health"))
+                if s.publishing_ports:
+                    url = f"{scheme}://{HOST}:{s.publishing_ports[listener]}/health"
+                    scenarios.append((name + " (metrics on)", url))
             for name, url in scenarios:
                 results.append(measure(generator, name, url, args))
                 report(results[-1])
+            if s.publishing_ports and s.publishing_status:
+                compare_publishing(results, json.loads(s.publishing_status.read_text()))
             if use_haproxy:
                 with haproxy(workdir, s.tasks["blue"], s.certfile, s.keyfile) as ports:
                     for name, url in (
@@ -450,6 +481,21 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 1 if any(result.errors for result in results) else 0
+
+
+def compare_publishing(results: list[Result], status: dict) -> None:
+    """Publishing on against off, for each listener measured both ways."""
+    by_name = {result.name: result for result in results}
+    for name, off in by_name.items():
+        on = by_name.get(name.replace("(metrics off)", "(metrics on)"))
+        if "(metrics off)" not in name or on is None or not off.rps:
+            continue
+        print(
+            f"  publishing metrics, {name.replace(' (metrics off)', '')}: throughput {on.rps / off.rps - 1:+.1%}, "
+            f"p50 {on.p50_ms - off.p50_ms:+.2f} ms, p99 {on.p99_ms - off.p99_ms:+.2f} ms (on vs off)",
+            flush=True,
+        )
+    print(f"  metrics published by the load balancer during the run: {status.get('metrics_published')} datums")
 
 
 def report(result: Result) -> None:
