@@ -73,11 +73,12 @@ def test_get_metric_statistics_returns_the_requests_sent_per_target_group(lb_clo
     sent: Counter = Counter()
     client = https_client(plane)
     try:
-        # About 10 s of traffic (more than one 10 s period): 1 in 10 answered 500 by the task, 5 in
-        # a row of every 50 answered after 50 ms (at least 5 % of each group's: its p99, not its p50).
-        deadline = time.monotonic() + 10
+        # At least 10 s of traffic (more than one 10 s period) and 300 requests: 1 in 10 answered 500
+        # by the task, 5 in a row of every 50 answered after 50 ms (at least 5 % of each group's:
+        # its p99, not its p50).
+        began = time.monotonic()
         number = 0
-        while time.monotonic() < deadline:
+        while time.monotonic() < began + 10.5 or (number < 300 and time.monotonic() < began + 60):
             path = "/status/500" if number % 10 == 3 else "/slow?s=0.05" if 7 <= number % 50 <= 11 else "/items"
             response = client.get(path)
             sent[response.json()["deployment"], response.status // 100] += 1
@@ -86,7 +87,7 @@ def test_get_metric_statistics_returns_the_requests_sent_per_target_group(lb_clo
         client.close()
     cloudwatch = lb_cloud.api.client("cloudwatch")
     requests = {colour: sent[colour, 2] + sent[colour, 5] for colour in ("blue", "green")}
-    assert requests["blue"] > 500 and requests["green"] > 200, sent
+    assert requests["blue"] >= 200 and requests["green"] >= 80, sent
 
     # Published within a couple of flushes; every request counted once, per group and per balancer.
     lb_wait_until(

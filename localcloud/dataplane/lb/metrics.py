@@ -62,6 +62,9 @@ def dimension_value(arn: str) -> str:
     return resource.split("/", 1)[1] if resource.startswith("loadbalancer/") else resource
 
 
+TICKS = 100_000  # response times are counted in 10 µs ticks, then published to two significant digits
+
+
 def bucket(seconds: float) -> float:
     """A response time to two significant digits: at most 5 % off, and few distinct values."""
     return float(f"{seconds:.2g}") if seconds > 0 else 0.0
@@ -74,7 +77,7 @@ class _Counts:
         self.requests = 0
         self.target = [0, 0, 0, 0, 0, 0]  # by status // 100
         self.elb: dict[int, int] = {}
-        self.times: list[float] = []
+        self.times: dict[int, int] = {}  # 10 µs ticks -> requests
 
 
 class LbMetrics:
@@ -121,7 +124,8 @@ class LbMetrics:
             counts = self._counts(load_balancer, target_group)
             counts.requests += 1
             counts.target[min(status // 100, 5)] += 1
-            counts.times.append(seconds)
+            tick = int(seconds * TICKS)
+            counts.times[tick] = counts.times.get(tick, 0) + 1
 
     def lb_response(self, load_balancer: str, target_group: str | None, status: int) -> None:
         """The load balancer answered ``status`` itself; ``target_group`` when it had chosen a
@@ -147,12 +151,7 @@ class LbMetrics:
         by_lb: dict[tuple[int, str], _Counts] = {}
         ordered = sorted(taken.items(), key=lambda item: (item[0][0], item[0][1], item[0][2] or ""))
         for (second, lb, tg), counts in ordered:
-            total = by_lb.setdefault((second, lb), _Counts())
-            total.requests += counts.requests
-            total.target = [a + b for a, b in zip(total.target, counts.target, strict=True)]
-            total.times.extend(counts.times)
-            for status, number in counts.elb.items():
-                total.elb[status] = total.elb.get(status, 0) + number
+            _merge(by_lb.setdefault((second, lb), _Counts()), counts)
             if tg is None:
                 continue
             dims = _dims(lb, tg)
@@ -164,14 +163,7 @@ class LbMetrics:
         for (second, lb), total in sorted(by_lb.items()):
             dims = _dims(lb, None)
             datums.extend(_traffic(second, dims, total))
-            classes: dict[int, int] = collections.Counter()
-            for status, number in total.elb.items():
-                classes[status // 100] += number
-                if status in (502, 503, 504):
-                    datums.append(_datum(f"HTTPCode_ELB_{status}_Count", second, dims, number, "Count"))
-            for klass, number in sorted(classes.items()):
-                if 3 <= klass <= 5:
-                    datums.append(_datum(f"HTTPCode_ELB_{klass}XX_Count", second, dims, number, "Count"))
+            datums.extend(_elb_codes(second, dims, total))
         stamp = cut - 1
         for tg, lbs in sorted(self.topology().items()):
             for lb in sorted(lbs):
@@ -227,6 +219,28 @@ class LbMetrics:
             self.flush(everything=True)
 
 
+def _merge(total: _Counts, counts: _Counts) -> None:
+    total.requests += counts.requests
+    total.target = [a + b for a, b in zip(total.target, counts.target, strict=True)]
+    for tick, number in counts.times.items():
+        total.times[tick] = total.times.get(tick, 0) + number
+    for status, number in counts.elb.items():
+        total.elb[status] = total.elb.get(status, 0) + number
+
+
+def _elb_codes(second: int, dims: list[dict], total: _Counts) -> list[dict]:
+    datums = []
+    classes: dict[int, int] = collections.Counter()
+    for status, number in sorted(total.elb.items()):
+        classes[status // 100] += number
+        if status in (502, 503, 504):
+            datums.append(_datum(f"HTTPCode_ELB_{status}_Count", second, dims, number, "Count"))
+    for klass, number in sorted(classes.items()):
+        if 3 <= klass <= 5:
+            datums.append(_datum(f"HTTPCode_ELB_{klass}XX_Count", second, dims, number, "Count"))
+    return datums
+
+
 def _dims(load_balancer: str, target_group: str | None) -> list[dict[str, str]]:
     dims = [{"Name": "LoadBalancer", "Value": dimension_value(load_balancer)}]
     if target_group is not None:
@@ -253,7 +267,10 @@ def _traffic(second: int, dims: list[dict], counts: _Counts) -> list[dict]:
         if counts.target[klass]:
             datums.append(_datum(f"HTTPCode_Target_{klass}XX_Count", second, dims, counts.target[klass], "Count"))
     if counts.times:
-        histogram = sorted(collections.Counter(bucket(t) for t in counts.times).items())
+        buckets: dict[float, int] = collections.Counter()
+        for tick, number in counts.times.items():
+            buckets[bucket(tick / TICKS)] += number
+        histogram = sorted(buckets.items())
         for start in range(0, len(histogram), MAX_VALUES):
             part = histogram[start : start + MAX_VALUES]
             datum = _datum("TargetResponseTime", second, dims, 0, "Seconds")
