@@ -420,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--haproxy", choices=("auto", "yes", "no"), default="auto", help="compare with HAProxy")
     parser.add_argument(
+        "--rounds", type=int, default=3, help="with --metrics both: rounds of off/on measurements (at most 10)"
+    )
+    parser.add_argument(
         "--metrics",
         choices=("both", "on", "off"),
         default="both",
@@ -429,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     args.duration = max(1, min(args.duration, MAX_DURATION))
     args.connections = max(1, min(args.connections, MAX_CONNECTIONS))
     args.switches = max(1, min(args.switches, MAX_SWITCHES))
+    args.rounds = max(1, min(args.rounds, 10))
     generator = args.generator
     if generator == "auto":
         generator = "wrk" if shutil.which("wrk") else "python"
@@ -440,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="localcloud-bench-"))
     results: list[Result] = []
-    lifetime = 5 * (args.duration + 2) + 11 * args.switches + 120  # the LB process's upper bound
+    lifetime = (5 + 4 * args.rounds) * (args.duration + 2) + 11 * args.switches + 120  # the LB processes' bound
     try:
         with stack(workdir, lifetime, args.metrics) as s:
             blue_ip, blue_port = s.tasks["blue"]
@@ -450,17 +454,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.duration}s per scenario; {os.cpu_count()} CPUs",
                 flush=True,
             )
-            scenarios = [("direct to one task (HTTP)", f"http://{blue_ip}:{blue_port}/health")]
-            label = {"both": " (metrics off)", "on": " (metrics on)", "off": ""}[args.metrics]
-            for listener, scheme in ((443, "https"), (8000, "http")):
-                name = f"local ALB {scheme.upper()}:{listener} -> task"
-                scenarios.append((name + label, f"{scheme}://{HOST}:{s.ports[listener]}/health"))
-                if s.publishing_ports:
-                    url = f"{scheme}://{HOST}:{s.publishing_ports[listener]}/health"
-                    scenarios.append((name + " (metrics on)", url))
-            for name, url in scenarios:
-                results.append(measure(generator, name, url, args))
-                report(results[-1])
+            direct = f"http://{blue_ip}:{blue_port}/health"
+            results.append(measure(generator, "direct to one task (HTTP)", direct, args))
+            report(results[-1])
+            results.extend(measure_load_balancers(s, generator, args))
             if s.publishing_ports and s.publishing_status:
                 compare_publishing(results, json.loads(s.publishing_status.read_text()))
             if use_haproxy:
@@ -483,16 +480,44 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if any(result.errors for result in results) else 0
 
 
+def measure_load_balancers(s: Stack, generator: str, args: argparse.Namespace) -> list[Result]:
+    """Each listener through the load balancer; with --metrics both, publishing on and off measured
+    in turns (off-on, on-off, ...) --rounds times, so that the load of the rest of the machine
+    weighs on both alike."""
+    label = {"both": " (metrics off)", "on": " (metrics on)", "off": ""}[args.metrics]
+    pairs = []
+    for listener, scheme in ((443, "https"), (8000, "http")):
+        name = f"local ALB {scheme.upper()}:{listener} -> task"
+        variants = [(name + label, f"{scheme}://{HOST}:{s.ports[listener]}/health")]
+        if s.publishing_ports:
+            variants.append((name + " (metrics on)", f"{scheme}://{HOST}:{s.publishing_ports[listener]}/health"))
+        pairs.append(variants)
+    results = []
+    for turn in range(args.rounds if s.publishing_ports else 1):
+        for variants in pairs:
+            for name, url in variants if turn % 2 == 0 else variants[::-1]:
+                results.append(measure(generator, name, url, args))
+                report(results[-1])
+    return results
+
+
 def compare_publishing(results: list[Result], status: dict) -> None:
-    """Publishing on against off, for each listener measured both ways."""
-    by_name = {result.name: result for result in results}
-    for name, off in by_name.items():
-        on = by_name.get(name.replace("(metrics off)", "(metrics on)"))
-        if "(metrics off)" not in name or on is None or not off.rps:
+    """Publishing on against off, for each listener measured both ways: the mean throughput of the
+    rounds, and the median of their p50 and p99 latencies."""
+    by_name: dict[str, list[Result]] = {}
+    for result in results:
+        by_name.setdefault(result.name, []).append(result)
+    for name, offs in by_name.items():
+        ons = by_name.get(name.replace("(metrics off)", "(metrics on)"))
+        if "(metrics off)" not in name or not ons:
             continue
+        off_rps, on_rps = statistics.mean(r.rps for r in offs), statistics.mean(r.rps for r in ons)
+        p50 = [statistics.median(r.p50_ms for r in runs) for runs in (offs, ons)]
+        p99 = [statistics.median(r.p99_ms for r in runs) for runs in (offs, ons)]
         print(
-            f"  publishing metrics, {name.replace(' (metrics off)', '')}: throughput {on.rps / off.rps - 1:+.1%}, "
-            f"p50 {on.p50_ms - off.p50_ms:+.2f} ms, p99 {on.p99_ms - off.p99_ms:+.2f} ms (on vs off)",
+            f"  publishing metrics, {name.replace(' (metrics off)', '')}, {len(ons)} rounds: "
+            f"{off_rps:.0f} req/s off, {on_rps:.0f} req/s on: throughput {on_rps / off_rps - 1:+.1%}; "
+            f"p50 {p50[0]:.2f} -> {p50[1]:.2f} ms, p99 {p99[0]:.2f} -> {p99[1]:.2f} ms",
             flush=True,
         )
     print(f"  metrics published by the load balancer during the run: {status.get('metrics_published')} datums")
