@@ -375,7 +375,9 @@ class AlarmEvaluator:
         self._interval = interval
         self._lag = lag
         self._clock = clock
-        self._evaluated: dict[tuple[str, str], tuple[int, float]] = {}  # -> (window end, when set by us)
+        self._evaluated: dict[tuple[str, str], int] = {}  # -> the end of the last window evaluated
+        self._stamps: dict[tuple[str, str], tuple[Any, float]] = {}  # -> (StateUpdatedTimestamp, held since)
+        self._ours: set[tuple[str, str]] = set()  # alarms whose last state change this evaluator made
         self._errors: dict[tuple[str, str], str] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -419,17 +421,11 @@ class AlarmEvaluator:
             now = self._clock()
             starts = window(spec, now, self._lag)
             end = starts[-1] + spec.period
-            last_end, set_at = self._evaluated.get(key, (0, 0.0))
-            if end <= last_end:
-                continue  # this period was evaluated
-            updated = alarm.get("StateUpdatedTimestamp")
-            updated_at = updated.timestamp() if hasattr(updated, "timestamp") else 0.0
-            by_hand = updated_at > set_at + 0.5 and not str(alarm.get("StateReason", "")).startswith("Unchecked")
-            if by_hand and now < updated_at + spec.period:
-                continue  # someone set it: it holds for a period
+            if now < self._held_until(key, alarm, spec, now) or end <= self._evaluated.get(key, 0):
+                continue  # set by someone else a moment ago, or this period was evaluated
             series = self.fetch(cloudwatch, spec, starts[0], end)
             decision = decide(spec, alarm_values(spec, series, starts), alarm.get("StateValue", OK), now)
-            self._evaluated[key] = (end, set_at)
+            self._evaluated[key] = end
             fresh = str(alarm.get("StateReason", "")).startswith("Unchecked")  # never evaluated yet
             if decision is None or (decision.state == alarm.get("StateValue") and not fresh):
                 continue  # CloudWatch records a state change only
@@ -439,9 +435,20 @@ class AlarmEvaluator:
                 StateReason=decision.reason[:1023],
                 StateReasonData=json.dumps(decision.reason_data),
             )
-            self._evaluated[key] = (end, self._clock())
+            self._ours.add(key)
             self.changes += 1
             LOG.info("alarm %s: %s -> %s: %s", spec.name, alarm.get("StateValue"), decision.state, decision.reason)
+
+    def _held_until(self, key: tuple[str, str], alarm: Mapping[str, Any], spec: AlarmSpec, now: float) -> float:
+        """A state that someone else set (SetAlarmState) holds for one period from when it was first
+        seen here; 0 when the last change was this evaluator's, or the alarm's creation."""
+        stamp = alarm.get("StateUpdatedTimestamp")
+        seen = self._stamps.get(key)
+        if seen is None or seen[0] != stamp:
+            ours = key in self._ours or str(alarm.get("StateReason", "")).startswith("Unchecked")
+            self._ours.discard(key)
+            seen = self._stamps[key] = (stamp, 0.0 if ours else now)
+        return seen[1] + spec.period if seen[1] else 0.0
 
     @staticmethod
     def fetch(cloudwatch: Any, spec: AlarmSpec, start: int, end: int) -> dict[str, dict[int, float]]:

@@ -214,3 +214,57 @@ def test_a_5xx_rate_alarm_fires_from_real_traffic_citing_the_data(lb_cloud, lb_p
 def _alarm(cloudwatch, name: str, state: str) -> dict | None:
     alarms = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
     return alarms[0] if alarms and alarms[0]["StateValue"] == state else None
+
+
+def test_a_hand_set_state_holds_a_period_then_the_data_decides_and_only_changes_are_recorded(lb_cloud):
+    cloudwatch = lb_cloud.api.client("cloudwatch")
+    name, dims = "queue-depth", [{"Name": "Queue", "Value": "orders"}]
+    now = int(time.time())
+    # A metric at 50 every second from 30 s ago to 60 s ahead: every 10 s period breaches.
+    cloudwatch.put_metric_data(
+        Namespace="Shop",
+        MetricData=[
+            {
+                "MetricName": "Depth",
+                "Dimensions": dims,
+                "Timestamp": datetime.datetime.fromtimestamp(second, UTC),
+                "Value": 50.0,
+                "StorageResolution": 1,
+            }
+            for second in range(now - 30, now + 60)
+        ],
+    )
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        Namespace="Shop",
+        MetricName="Depth",
+        Dimensions=dims,
+        Statistic="Maximum",
+        Period=10,
+        EvaluationPeriods=2,
+        Threshold=10.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    evaluator = AlarmEvaluator(lb_cloud.api.client, lambda: ["us-east-1"], interval=0.3, lag=0.5)
+    evaluator.start()
+    try:
+        alarm = lb_wait_until(lambda: _alarm(cloudwatch, name, "ALARM"), timeout=10)
+        assert alarm["StateReason"].startswith("Threshold Crossed: 2 out of the last 2 datapoints [50.0 (")
+        assert alarm["StateReason"].endswith(
+            "were greater than the threshold (10.0) (minimum 2 datapoints for OK -> ALARM transition)."
+        )
+        assert evaluator.changes == 1
+        time.sleep(11)  # another period evaluated, still breaching: no new state change
+        assert _alarm(cloudwatch, name, "ALARM")["StateUpdatedTimestamp"] == alarm["StateUpdatedTimestamp"]
+        assert evaluator.changes == 1
+        # An operator sets OK: it holds for a period (CloudWatch: until the next evaluation), then
+        # the data puts the alarm back in ALARM.
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="silenced by hand")
+        set_at = time.monotonic()
+        alarm = lb_wait_until(lambda: _alarm(cloudwatch, name, "ALARM"), timeout=20)
+        assert time.monotonic() - set_at >= 9.0
+        assert "for OK -> ALARM transition" in alarm["StateReason"]
+        assert evaluator.changes == 2
+    finally:
+        evaluator.stop()
+        cloudwatch.delete_alarms(AlarmNames=[name])
