@@ -160,7 +160,10 @@ def serve_lb(spec: dict) -> None:
         while time.monotonic() < deadline and not stopping.is_set():
             status = plane.status()
             status["metrics_published"] = metrics.published if metrics else None
-            status_file.write_text(json.dumps(status))
+            status["cpu_seconds"] = sum(os.times()[:2])  # this process's, user + system
+            temporary = status_file.with_suffix(".tmp")  # replaced at once: a reader never sees half of it
+            temporary.write_text(json.dumps(status))
+            os.replace(temporary, status_file)
             stopping.wait(0.5)
     finally:
         plane.stop()
@@ -488,17 +491,31 @@ def measure_load_balancers(s: Stack, generator: str, args: argparse.Namespace) -
     pairs = []
     for listener, scheme in ((443, "https"), (8000, "http")):
         name = f"local ALB {scheme.upper()}:{listener} -> task"
-        variants = [(name + label, f"{scheme}://{HOST}:{s.ports[listener]}/health")]
+        variants = [(name + label, f"{scheme}://{HOST}:{s.ports[listener]}/health", s.status_file)]
         if s.publishing_ports:
-            variants.append((name + " (metrics on)", f"{scheme}://{HOST}:{s.publishing_ports[listener]}/health"))
+            url = f"{scheme}://{HOST}:{s.publishing_ports[listener]}/health"
+            variants.append((name + " (metrics on)", url, s.publishing_status))
         pairs.append(variants)
     results = []
+    run = run_wrk if generator == "wrk" else run_python
     for turn in range(args.rounds if s.publishing_ports else 1):
         for variants in pairs:
-            for name, url in variants if turn % 2 == 0 else variants[::-1]:
-                results.append(measure(generator, name, url, args))
+            for name, url, status_file in variants if turn % 2 == 0 else variants[::-1]:
+                run(name, url, args, 2)  # warm-up
+                before = cpu_seconds(status_file)
+                results.append(run(name, url, args, args.duration))
+                time.sleep(0.7)  # the load balancer writes its status every 0.5 s
+                spent = cpu_seconds(status_file) - before
+                CPU_PER_REQUEST[id(results[-1])] = spent / max(1, results[-1].requests)
                 report(results[-1])
     return results
+
+
+CPU_PER_REQUEST: dict[int, float] = {}  # id(Result) -> the load balancer's CPU seconds per request
+
+
+def cpu_seconds(status_file) -> float:
+    return float(json.loads(Path(status_file).read_text()).get("cpu_seconds") or 0.0)
 
 
 def compare_publishing(results: list[Result], status: dict) -> None:
@@ -514,10 +531,13 @@ def compare_publishing(results: list[Result], status: dict) -> None:
         off_rps, on_rps = statistics.mean(r.rps for r in offs), statistics.mean(r.rps for r in ons)
         p50 = [statistics.median(r.p50_ms for r in runs) for runs in (offs, ons)]
         p99 = [statistics.median(r.p99_ms for r in runs) for runs in (offs, ons)]
+        cpu = [1e6 * statistics.median(CPU_PER_REQUEST.get(id(r), 0.0) for r in runs) for runs in (offs, ons)]
+        cpu_text = f"{cpu[0]:.0f} -> {cpu[1]:.0f} us ({cpu[1] / cpu[0] - 1:+.1%})" if cpu[0] else "unknown"
         print(
             f"  publishing metrics, {name.replace(' (metrics off)', '')}, {len(ons)} rounds: "
             f"{off_rps:.0f} req/s off, {on_rps:.0f} req/s on: throughput {on_rps / off_rps - 1:+.1%}; "
-            f"p50 {p50[0]:.2f} -> {p50[1]:.2f} ms, p99 {p99[0]:.2f} -> {p99[1]:.2f} ms",
+            f"p50 {p50[0]:.2f} -> {p50[1]:.2f} ms, p99 {p99[0]:.2f} -> {p99[1]:.2f} ms; "
+            f"the load balancer's CPU per request {cpu_text}",
             flush=True,
         )
     print(f"  metrics published by the load balancer during the run: {status.get('metrics_published')} datums")
