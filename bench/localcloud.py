@@ -2,6 +2,7 @@
 one task, and how soon a listener change made through the AWS API reaches the traffic.
 
     python bench/localcloud.py [--duration 10] [--connections 16] [--switches 5] [--haproxy auto|yes|no]
+                               [--metrics both|on|off]
 
 What runs, all on loopback and bounded in time:
 
@@ -13,7 +14,10 @@ What runs, all on loopback and bounded in time:
   ``--serve-backend``) that answers ``GET /health`` with ``{"deployment": colour}``; the real
   items-api needs PostgreSQL and is measured by ``bench/app.py``;
 * the load balancer (``LoadBalancerPlane``) in a child process of its own (``--serve-lb``), as the
-  local cloud runs it, with the two tasks registered in its target registry;
+  local cloud runs it, with the two tasks registered in its target registry; with ``--metrics
+  both`` (the default) two of them, one publishing its AWS/ApplicationELB metrics to the local
+  CloudWatch as the local cloud does and one not, measured in turns, so that the cost of
+  publishing shows in the same run;
 * optionally, for comparison, HAProxy (when installed: ``apt-get install -y haproxy``) with a
   static configuration doing the same forward (TLS with the same certificate, keep-alive to the task).
 
@@ -122,11 +126,12 @@ def serve_lb(spec: dict) -> None:
     import boto3
 
     from localcloud.dataplane.lb import LoadBalancerPlane
+    from localcloud.dataplane.lb.metrics import LbMetrics
     from localcloud.dataplane.registry import TargetRegistry
 
-    def factory():
+    def factory(service: str = "elbv2"):
         return boto3.client(
-            "elbv2",
+            service,
             region_name="us-east-1",
             endpoint_url=spec["endpoint"],
             aws_access_key_id="bench",
@@ -134,6 +139,7 @@ def serve_lb(spec: dict) -> None:
         )
 
     registry = TargetRegistry()
+    metrics = LbMetrics(lambda: factory("cloudwatch"), registry) if spec["metrics"] else None
     for group, ip, port in spec["targets"]:
         registry.register(group, ip, port, f"task-{ip}")
     # The platform checks every 15 s; a tenth of that gets the tasks healthy in ~1.5 s.
@@ -143,6 +149,7 @@ def serve_lb(spec: dict) -> None:
         port_map={int(k): v for k, v in spec["port_map"].items()},
         tls_cert=tuple(spec["tls_cert"]),
         health_time_scale=0.1,
+        metrics=metrics,
     )
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -151,7 +158,12 @@ def serve_lb(spec: dict) -> None:
     try:
         deadline = time.monotonic() + spec["lifetime"]
         while time.monotonic() < deadline and not stopping.is_set():
-            status_file.write_text(json.dumps(plane.status()))
+            status = plane.status()
+            status["metrics_published"] = metrics.published if metrics else None
+            status["cpu_seconds"] = sum(os.times()[:2])  # this process's, user + system
+            temporary = status_file.with_suffix(".tmp")  # replaced at once: a reader never sees half of it
+            temporary.write_text(json.dumps(status))
+            os.replace(temporary, status_file)
             stopping.wait(0.5)
     finally:
         plane.stop()
@@ -171,6 +183,8 @@ class Stack:
     status_file: Path
     certfile: str | None = None
     keyfile: str | None = None
+    publishing_ports: dict[int, int] | None = None  # the load balancer that publishes metrics
+    publishing_status: Path | None = None
 
 
 def platform(api) -> tuple[dict, dict[str, str]]:
@@ -224,7 +238,7 @@ def forward(groups: dict[str, str], colour: str) -> list[dict]:
 
 
 @contextlib.contextmanager
-def stack(workdir: Path, lifetime: float) -> Iterator[Stack]:
+def stack(workdir: Path, lifetime: float, metrics: str = "off") -> Iterator[Stack]:
     from localcloud.awsapi import AwsApiProcess
     from localcloud.dataplane import tls
 
@@ -245,31 +259,38 @@ def stack(workdir: Path, lifetime: float) -> Iterator[Stack]:
             )
             tasks[colour] = (ip, port)
             wait_for(lambda ip=ip, port=port: get(port, host=ip)[0] == 200, processes[-1], f"{colour} task")
-        ports = {80: free_port(), 443: free_port(), 8000: free_port()}
-        status_file = workdir / "lb-status.json"
         certfile, keyfile = tls.self_signed(workdir / "tls")
-        spec = {
-            "endpoint": api.endpoint_url,
-            "port_map": ports,
-            "tls_cert": [certfile, keyfile],
-            "targets": [[groups[c], ip, port] for c, (ip, port) in tasks.items()],
-            "status_file": str(status_file),
-            "lifetime": lifetime,
-        }
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, __file__, "--serve-lb", json.dumps(spec)],
-                stdout=(workdir / "lb.log").open("wb"),
-                stderr=subprocess.STDOUT,
+
+        def load_balancer(name: str, publish: bool) -> tuple[dict[int, int], Path]:
+            ports = {80: free_port(), 443: free_port(), 8000: free_port()}
+            status_file = workdir / f"{name}-status.json"
+            spec = {
+                "endpoint": api.endpoint_url,
+                "port_map": ports,
+                "tls_cert": [certfile, keyfile],
+                "targets": [[groups[c], ip, port] for c, (ip, port) in tasks.items()],
+                "status_file": str(status_file),
+                "lifetime": lifetime,
+                "metrics": publish,
+            }
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, __file__, "--serve-lb", json.dumps(spec)],
+                    stdout=(workdir / f"{name}.log").open("wb"),
+                    stderr=subprocess.STDOUT,
+                )
             )
-        )
 
-        def healthy() -> bool:
-            status = json.loads(status_file.read_text())
-            states = [t["health"] for g in status["target_groups"] for t in g["targets"]]
-            return states == ["healthy", "healthy"] and get(ports[443], https=True)[0] == 200
+            def healthy() -> bool:
+                status = json.loads(status_file.read_text())
+                states = [t["health"] for g in status["target_groups"] for t in g["targets"]]
+                return states == ["healthy", "healthy"] and get(ports[443], https=True)[0] == 200
 
-        wait_for(healthy, processes[-1], "load balancer", timeout=30)
+            wait_for(healthy, processes[-1], f"load balancer ({name})", timeout=30)
+            return ports, status_file
+
+        ports, status_file = load_balancer("lb", metrics == "on")
+        publishing_ports, publishing_status = load_balancer("lb-metrics", True) if metrics == "both" else (None, None)
         yield Stack(
             api.endpoint_url,
             api.client("elbv2"),
@@ -280,6 +301,8 @@ def stack(workdir: Path, lifetime: float) -> Iterator[Stack]:
             status_file,
             certfile,
             keyfile,
+            publishing_ports,
+            publishing_status,
         )
     finally:
         for process in reversed(processes):
@@ -399,10 +422,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--switches", type=int, default=5, help=f"listener switches to time (at most {MAX_SWITCHES})")
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--haproxy", choices=("auto", "yes", "no"), default="auto", help="compare with HAProxy")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="with --metrics both: rounds of off/on measurements (at most 10)"
+    )
+    parser.add_argument(
+        "--metrics",
+        choices=("both", "on", "off"),
+        default="both",
+        help="the load balancer publishes its metrics (on), not (off), or both measured in turns (default)",
+    )
     args = parser.parse_args(argv)
     args.duration = max(1, min(args.duration, MAX_DURATION))
     args.connections = max(1, min(args.connections, MAX_CONNECTIONS))
     args.switches = max(1, min(args.switches, MAX_SWITCHES))
+    args.rounds = max(1, min(args.rounds, 10))
     generator = args.generator
     if generator == "auto":
         generator = "wrk" if shutil.which("wrk") else "python"
@@ -414,9 +447,9 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="localcloud-bench-"))
     results: list[Result] = []
-    lifetime = 5 * (args.duration + 2) + 11 * args.switches + 120  # the LB process's upper bound
+    lifetime = (5 + 4 * args.rounds) * (args.duration + 2) + 11 * args.switches + 120  # the LB processes' bound
     try:
-        with stack(workdir, lifetime) as s:
+        with stack(workdir, lifetime, args.metrics) as s:
             blue_ip, blue_port = s.tasks["blue"]
             print(
                 f"backend: tiny aiohttp app per task (bench/localcloud.py --serve-backend), GET /health -> "
@@ -424,14 +457,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.duration}s per scenario; {os.cpu_count()} CPUs",
                 flush=True,
             )
-            scenarios = [
-                ("direct to one task (HTTP)", f"http://{blue_ip}:{blue_port}/health"),
-                ("local ALB HTTPS:443 -> task", f"https://{HOST}:{s.ports[443]}/health"),
-                ("local ALB HTTP:8000 -> task", f"http://{HOST}:{s.ports[8000]}/health"),
-            ]
-            for name, url in scenarios:
-                results.append(measure(generator, name, url, args))
-                report(results[-1])
+            direct = f"http://{blue_ip}:{blue_port}/health"
+            results.append(measure(generator, "direct to one task (HTTP)", direct, args))
+            report(results[-1])
+            results.extend(measure_load_balancers(s, generator, args))
+            if s.publishing_ports and s.publishing_status:
+                compare_publishing(results, json.loads(s.publishing_status.read_text()))
             if use_haproxy:
                 with haproxy(workdir, s.tasks["blue"], s.certfile, s.keyfile) as ports:
                     for name, url in (
@@ -450,6 +481,66 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 1 if any(result.errors for result in results) else 0
+
+
+def measure_load_balancers(s: Stack, generator: str, args: argparse.Namespace) -> list[Result]:
+    """Each listener through the load balancer; with --metrics both, publishing on and off measured
+    in turns (off-on, on-off, ...) --rounds times, so that the load of the rest of the machine
+    weighs on both alike."""
+    label = {"both": " (metrics off)", "on": " (metrics on)", "off": ""}[args.metrics]
+    pairs = []
+    for listener, scheme in ((443, "https"), (8000, "http")):
+        name = f"local ALB {scheme.upper()}:{listener} -> task"
+        variants = [(name + label, f"{scheme}://{HOST}:{s.ports[listener]}/health", s.status_file)]
+        if s.publishing_ports:
+            url = f"{scheme}://{HOST}:{s.publishing_ports[listener]}/health"
+            variants.append((name + " (metrics on)", url, s.publishing_status))
+        pairs.append(variants)
+    results = []
+    run = run_wrk if generator == "wrk" else run_python
+    for turn in range(args.rounds if s.publishing_ports else 1):
+        for variants in pairs:
+            for name, url, status_file in variants if turn % 2 == 0 else variants[::-1]:
+                run(name, url, args, 2)  # warm-up
+                before = cpu_seconds(status_file)
+                results.append(run(name, url, args, args.duration))
+                time.sleep(0.7)  # the load balancer writes its status every 0.5 s
+                spent = cpu_seconds(status_file) - before
+                CPU_PER_REQUEST[id(results[-1])] = spent / max(1, results[-1].requests)
+                report(results[-1])
+    return results
+
+
+CPU_PER_REQUEST: dict[int, float] = {}  # id(Result) -> the load balancer's CPU seconds per request
+
+
+def cpu_seconds(status_file) -> float:
+    return float(json.loads(Path(status_file).read_text()).get("cpu_seconds") or 0.0)
+
+
+def compare_publishing(results: list[Result], status: dict) -> None:
+    """Publishing on against off, for each listener measured both ways: the mean throughput of the
+    rounds, and the median of their p50 and p99 latencies."""
+    by_name: dict[str, list[Result]] = {}
+    for result in results:
+        by_name.setdefault(result.name, []).append(result)
+    for name, offs in by_name.items():
+        ons = by_name.get(name.replace("(metrics off)", "(metrics on)"))
+        if "(metrics off)" not in name or not ons:
+            continue
+        off_rps, on_rps = statistics.mean(r.rps for r in offs), statistics.mean(r.rps for r in ons)
+        p50 = [statistics.median(r.p50_ms for r in runs) for runs in (offs, ons)]
+        p99 = [statistics.median(r.p99_ms for r in runs) for runs in (offs, ons)]
+        cpu = [1e6 * statistics.median(CPU_PER_REQUEST.get(id(r), 0.0) for r in runs) for runs in (offs, ons)]
+        cpu_text = f"{cpu[0]:.0f} -> {cpu[1]:.0f} us ({cpu[1] / cpu[0] - 1:+.1%})" if cpu[0] else "unknown"
+        print(
+            f"  publishing metrics, {name.replace(' (metrics off)', '')}, {len(ons)} rounds: "
+            f"{off_rps:.0f} req/s off, {on_rps:.0f} req/s on: throughput {on_rps / off_rps - 1:+.1%}; "
+            f"p50 {p50[0]:.2f} -> {p50[1]:.2f} ms, p99 {p99[0]:.2f} -> {p99[1]:.2f} ms; "
+            f"the load balancer's CPU per request {cpu_text}",
+            flush=True,
+        )
+    print(f"  metrics published by the load balancer during the run: {status.get('metrics_published')} datums")
 
 
 def report(result: Result) -> None:

@@ -11,6 +11,10 @@ RDS master password (``rds.moto_master_password``), reflecting the RDS engines' 
 backends. It rewrites ``<state>/status.json`` every second: what
 ``localcloud status`` prints.
 
+The load balancer publishes its AWS/ApplicationELB metrics to the API's CloudWatch
+(``lb.metrics``, off with ``LOCALCLOUD_LB_METRICS=0``), and a thread evaluates the account's metric
+alarms as CloudWatch does (``alarms``, off with ``alarms=False``).
+
 Everything it starts carries ``LOCALCLOUD_OWNER=<state dir>`` in its environment (tasks and
 health checks get it from the plane, PostgreSQL inherits it from the process, which ``localcloud
 up`` starts with it), which is how ``localcloud down`` finds anything left behind by a crash.
@@ -31,7 +35,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from localcloud.awsapi import DATA_PLANE_AGENT
-from localcloud.dataplane import ecs, logs, rds
+from localcloud.dataplane import alarms, ecs, logs, rds
 from localcloud.dataplane.registry import TargetRegistry
 
 log = logging.getLogger(__name__)
@@ -75,7 +79,8 @@ class DataPlane:
     ``load_balancer`` starts the load balancer plane and the API target sync (the other half of
     the data plane); tests of the task runner turn it off and decide target health themselves.
     ``emulator_in_process`` says the emulator runs in this process (the master password and the
-    ECS reflection need it).
+    ECS reflection need it). ``metrics`` turns the load balancer's metrics on or off (default:
+    on unless ``LOCALCLOUD_LB_METRICS=0``); ``alarms`` the evaluation of metric alarms.
     """
 
     def __init__(
@@ -93,6 +98,8 @@ class DataPlane:
         python: str = sys.executable,
         backoff: tuple[float, float] = (2.0, 60.0),
         registry: TargetRegistry | None = None,
+        metrics: bool | None = None,
+        alarms: bool = True,
     ):
         self.endpoint_url = endpoint_url
         self.state_dir = Path(state_dir).resolve()
@@ -110,6 +117,10 @@ class DataPlane:
         self.lb = None
         self.api_sync = None
         self.lb_error: str | None = None
+        self.metrics_enabled = metrics
+        self.alarms_enabled = alarms
+        self.lb_metrics = None
+        self.alarm_evaluator: alarms.AlarmEvaluator | None = None
         self.tls_cert: tuple[str, str] | None = None
         self.ecs: ecs.EcsPlane | None = None
         self.rds: rds.RdsPlane | None = None
@@ -187,6 +198,9 @@ class DataPlane:
         )
         if self.load_balancer:
             self._start_load_balancer()
+        if self.alarms_enabled:
+            self.alarm_evaluator = alarms.AlarmEvaluator(self.clients, self.regions)
+            self.alarm_evaluator.start()
         self._thread = threading.Thread(target=self._run, name="data-plane", daemon=True)
         self._thread.start()
 
@@ -201,8 +215,18 @@ class DataPlane:
             from localcloud.dataplane import tls
 
             self.tls_cert = tls.self_signed(self.state_dir / "tls")
+        from localcloud.dataplane.lb.metrics import LbMetrics, enabled_by_env
+
+        if self.metrics_enabled if self.metrics_enabled is not None else enabled_by_env():
+            region = self.configured_regions[0]
+            self.lb_metrics = LbMetrics(lambda: self.clients("cloudwatch", region), self.registry)
         self.lb = LoadBalancerPlane(
-            self.elbv2, self.registry, port_map=self.port_map, host="127.0.0.1", tls_cert=self.tls_cert
+            self.elbv2,
+            self.registry,
+            port_map=self.port_map,
+            host="127.0.0.1",
+            tls_cert=self.tls_cert,
+            metrics=self.lb_metrics,
         )
         self.lb.start()
         try:
@@ -237,7 +261,11 @@ class DataPlane:
         if self._thread is not None:
             self._thread.join(timeout)
         self._state = "stopping"
-        for name, part in (("api sync", self.api_sync), ("load balancer", self.lb)):
+        for name, part in (
+            ("alarm evaluator", self.alarm_evaluator),
+            ("api sync", self.api_sync),
+            ("load balancer", self.lb),
+        ):
             if part is not None:
                 try:
                     part.stop()
@@ -274,6 +302,14 @@ class DataPlane:
             "services": planes["services"],
             "tasks": planes["tasks"],
             "databases": self.rds.status() if self.rds else [],
+            "metrics": {
+                "published": self.lb_metrics is not None,
+                "datums": self.lb_metrics.published if self.lb_metrics else 0,
+            },
+            "alarms": {
+                "evaluated": self.alarm_evaluator is not None,
+                "state_changes": self.alarm_evaluator.changes if self.alarm_evaluator else 0,
+            },
         }
 
     def write_status(self) -> None:

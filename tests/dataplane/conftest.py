@@ -77,9 +77,9 @@ class LbBackend:
     """A task's stand-in: an aiohttp server on its own loopback address.
 
     ``GET /health`` answers ``health_status`` (after ``health_delay`` seconds); ``/slow?s=N`` answers
-    after N seconds; ``/echo`` answers the request it got (method, path, headers, body length);
-    anything else ``{"deployment": name, "path": ...}``. ``broken=True``: every path but /health
-    gets its connection closed without a response."""
+    after N seconds; ``/status/NNN`` answers status NNN; ``/echo`` answers the request it got
+    (method, path, headers, body length); anything else ``{"deployment": name, "path": ...}``.
+    ``broken=True``: every path but /health gets its connection closed without a response."""
 
     name: str
     ip: str
@@ -129,6 +129,8 @@ class LbBackendPool:
                 return web.json_response({"deployment": backend.name}, status=backend.health_status)
             if path == "/slow":
                 await asyncio.sleep(float(request.query.get("s", "1")))
+            if path.startswith("/status/"):
+                return web.json_response({"deployment": backend.name}, status=int(path.rsplit("/", 1)[1]))
             if path == "/echo":
                 body = await request.read()
                 return web.json_response(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
@@ -70,10 +71,19 @@ def host_without_port(host: str) -> str:
 
 
 async def proxy(
-    session: aiohttp.ClientSession, request: web.BaseRequest, listener: ListenerConfig, target: Target, idle: float
+    session: aiohttp.ClientSession,
+    request: web.BaseRequest,
+    listener: ListenerConfig,
+    target: Target,
+    idle: float,
+    *,
+    answered: Callable[[tuple[int, float]], None] | None = None,
 ) -> web.StreamResponse:
     """Forward the request to the target and stream the response back (504 when the target does not
-    connect in time or is silent for ``idle`` seconds, 502 when it fails before the response)."""
+    connect in time or is silent for ``idle`` seconds, 502 when it fails before the response).
+    ``answered((status, seconds))`` hears the target's status and the seconds from sending the
+    request to its response headers (ALB's TargetResponseTime); not called when the load balancer
+    answers itself."""
     headers = _upstream_headers(request, listener)
     expects = request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1)
     if expects and request.transport is not None:  # the body follows once asked for
@@ -88,6 +98,7 @@ async def proxy(
         encoded=True,
     )
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=idle)
+    sent = time.perf_counter()
     try:
         upstream = await session.request(
             request.method,
@@ -102,6 +113,8 @@ async def proxy(
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         LOG.debug("target %s failed: %s", target.address, exc)
         return lb_error(502)
+    if answered is not None:
+        answered((upstream.status, time.perf_counter() - sent))
 
     response = _ProxiedResponse(status=upstream.status, reason=upstream.reason)
     connection_tokens = {t.strip().lower() for t in upstream.headers.get("Connection", "").split(",")}

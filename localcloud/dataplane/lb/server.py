@@ -25,6 +25,7 @@ from aiohttp import web
 from localcloud.dataplane import tls
 from localcloud.dataplane.health import HealthChecker
 from localcloud.dataplane.lb.apiread import read_api
+from localcloud.dataplane.lb.metrics import LbMetrics
 from localcloud.dataplane.lb.model import (
     DEFAULT_IDLE_TIMEOUT,
     EMPTY,
@@ -87,8 +88,9 @@ class LoadBalancerPlane:
     ``tls_cert`` is ``(certfile, keyfile)`` for HTTPS listeners (default: a self-signed one made at
     start). Beyond the orchestrator's interface: ``idle_timeout`` overrides the load balancers'
     idle timeout (504 after that many silent seconds from a target), ``health_time_scale``
-    multiplies every health check interval and timeout (1.0: the target groups' own), and
-    ``shutdown_grace`` is how long a closing port lets in-flight requests finish.
+    multiplies every health check interval and timeout (1.0: the target groups' own),
+    ``shutdown_grace`` is how long a closing port lets in-flight requests finish, and ``metrics``
+    (when given) publishes the AWS/ApplicationELB metrics (:mod:`~localcloud.dataplane.lb.metrics`).
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class LoadBalancerPlane:
         idle_timeout: float | None = None,
         health_time_scale: float = 1.0,
         shutdown_grace: float = 2.0,
+        metrics: LbMetrics | None = None,
     ) -> None:
         if not (host.startswith("127.") or host in ("localhost", "::1")):
             raise ValueError(f"the local load balancer listens on loopback addresses only, not {host!r}")
@@ -115,6 +118,7 @@ class LoadBalancerPlane:
         self._idle_timeout = idle_timeout
         self._health_time_scale = health_time_scale
         self._shutdown_grace = shutdown_grace
+        self._metrics = metrics
 
         self._snapshot = EMPTY
         self._sites: dict[str, _Site] = {}  # mutated in the loop thread; status() reads a copy
@@ -153,6 +157,9 @@ class LoadBalancerPlane:
             self._certfile, self._keyfile = self._tls_cert
         self._thread = threading.Thread(target=self._run, name="localcloud-lb", daemon=True)
         self._thread.start()
+        if self._metrics is not None:
+            self._metrics.topology = self.topology
+            self._metrics.start()
         self._ready.wait(START_WAIT + 10)
         if self._startup_error is not None:
             self.stop()
@@ -172,6 +179,8 @@ class LoadBalancerPlane:
                 LOG.error("the load balancer thread did not stop within %.0f s", self._shutdown_grace + 30)
         if self._executor is not None:  # the poll thread ends after its current API call
             self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._metrics is not None:  # after the traffic: its last seconds are published too
+            self._metrics.stop()
         if self._tempdir is not None:
             shutil.rmtree(self._tempdir, ignore_errors=True)
             self._tempdir = None
@@ -427,14 +436,21 @@ class LoadBalancerPlane:
                 local_port_for=functools.partial(self._local_port_for, listener),
             )
             status = 302 if action.status_code == "HTTP_302" else 301
+            self._lb_answered(listener, None, status)
             return web.Response(status=status, headers={"Location": location, "Server": LB_SERVER})
         if isinstance(action, FixedResponse):
+            self._lb_answered(listener, None, int(action.status_code))
             return web.Response(
                 status=int(action.status_code),
                 body=action.body.encode(),
                 headers={"Content-Type": action.content_type, "Server": LB_SERVER},
             )
+        self._lb_answered(listener, None, 503)
         return lb_error(503)
+
+    def _lb_answered(self, listener: ListenerConfig, group_arn: str | None, status: int) -> None:
+        if self._metrics is not None:
+            self._metrics.lb_response(listener.load_balancer_arn, group_arn, status)
 
     def _pick_group(self, action_key: tuple, action: Forward) -> str | None:
         """A target group by weight; None when every weight is 0 (ALB answers 503)."""
@@ -461,9 +477,11 @@ class LoadBalancerPlane:
     ) -> web.StreamResponse:
         group_arn = self._pick_group(action_key, action)
         if group_arn is None:
+            self._lb_answered(listener, None, 503)
             return lb_error(503)
         targets = self._registry.routable(group_arn)
         if not targets:
+            self._lb_answered(listener, None, 503)
             return lb_error(503)
         target = self._pick_target(snapshot.target_groups.get(group_arn), group_arn, targets)
         idle = self._idle_timeout
@@ -472,9 +490,27 @@ class LoadBalancerPlane:
         self._registry.begin_request(target.key)
         try:
             assert self._session is not None
-            return await proxy(self._session, request, listener, target, idle)
+            if self._metrics is None:
+                return await proxy(self._session, request, listener, target, idle)
+            answered: list = []
+            response = await proxy(self._session, request, listener, target, idle, answered=answered.append)
+            if answered:  # (status, seconds to its headers)
+                self._metrics.target_response(listener.load_balancer_arn, group_arn, *answered[0])
+            else:
+                self._metrics.lb_response(listener.load_balancer_arn, group_arn, response.status)
+            return response
         finally:
             self._registry.end_request(target.key)
+
+    def topology(self) -> dict[str, set[str]]:
+        """Target group ARN -> the ARNs of the load balancers whose listeners forward to it."""
+        groups: dict[str, set[str]] = {}
+        for listener in self._snapshot.listeners.values():
+            for action in (listener.default_action, *(rule.action for rule in listener.rules)):
+                if isinstance(action, Forward):
+                    for group_arn, _weight in action.groups:
+                        groups.setdefault(group_arn, set()).add(listener.load_balancer_arn)
+        return groups
 
     # -- status ------------------------------------------------------------------------------------
 
