@@ -2,16 +2,19 @@
 the moto server as the AWS API and a data plane of real processes (app tasks under gunicorn, a load
 balancer routing real HTTP by the listener's weights, PostgreSQL).
 
-One provisioned cloud serves the whole module (v1 on blue, 2 tasks; v2 and v3 published), always
-brought down at the end. Each test names the state it starts from (a fixture: blue serving v1, green
+One provisioned cloud serves the whole module (v1 on blue, 2 tasks; v2, v3 and v4 published), always
+brought down at the end. The images are what they say: v1 and v3 are the checkout's app/, v2 is
+another release of the code (``GET /`` and the ``X-App-Release`` header say so), v4 a release that
+cannot start. Each test names the state it starts from (a fixture: blue serving v1, green
 serving v2 with blue retired or standing by, ...) and the fixture brings the cloud there with the
 operator's playbooks, or finds it there. In file order each test leaves the state the next one needs,
 as an operator's runs would, so nothing is run twice:
 
     status (blue*) -> bad inputs -> a version not in ECR -> a deploy the circuit breaker rolls back
-    -> a deploy that never turns healthy -> deploy v2, swap (canary), rollback, swap, retire blue,
-    under load -> rollback after the retirement -> a canary breached by an alarm -> a swap to the
-    colour that has everything -> two swaps at once -> status.
+    -> a deploy that never turns healthy -> a curl container check -> a broken image -> deploy v2 (another
+    release of the code), swap (canary), rollback, swap, retire blue, under load -> rollback after the
+    retirement -> a canary breached by an alarm -> a swap to the colour that has everything -> two swaps
+    at once -> status.
 
 Any test also runs alone (``pytest -k``): its fixture then deploys and swaps what it needs first.
 
@@ -33,11 +36,13 @@ from localcloud.harness import (
     ENVIRONMENT,
     PREFIX,
     PROJECT,
+    RELEASE_HEADER,
     LocalCloud,
     desired_counts,
     healthy_targets,
     listener_weights,
     provisioned_cloud,
+    release_context,
     request,
     wait_for,
 )
@@ -48,17 +53,22 @@ from tests.e2e.localcloud_support import snapshot
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 VERSIONS = {"blue": "v1", "green": "v2"}  # what each colour runs during the cycle under load
+V2_RELEASE = "v2: another release of the code"  # what v2's code answers (v1, the checkout's app/, says nothing)
+RELEASES = {"blue": None, "green": V2_RELEASE}  # X-App-Release of each colour during the cycle
+V4_BROKEN = "items-api: release v4 cannot start (a fatal start-up bug, on purpose)"
 LOCK = f"/{PROJECT}/{ENVIRONMENT}/lock"
 RATE = 100  # requests per second of the load generator (loopback, a shared 2-core machine)
 GRACE = 1.0  # seconds a change of weights may take to reach every response
 
 
 @pytest.fixture(scope="module")
-def cloud():
+def cloud(tmp_path_factory):
     cloud = provisioned_cloud(record=True)  # v1 on blue, 2 tasks, serving; green 0
+    contexts = tmp_path_factory.mktemp("images")
     try:
-        cloud.cli("publish", "v2")
+        cloud.cli("publish", "v2", "--context", str(release_context(contexts / "v2", V2_RELEASE)))
         cloud.cli("publish", "v3")
+        cloud.cli("publish", "v4", "--context", str(release_context(contexts / "v4", "v4", broken=V4_BROKEN)))
         yield cloud
     finally:
         cloud.down(remove=True)
@@ -200,10 +210,11 @@ def served_by(url: str) -> tuple[str | None, str | None]:
     return body.get("deployment"), body.get("version")
 
 
-def create_item(url: str, name: str) -> tuple[int, str | None, str | None]:
+def create_item(url: str, name: str) -> tuple[int, str | None, str | None, str | None]:
     status, body, headers = request("POST", f"{url}/items", {"name": name})
     assert status == 201, (url, status, body)
-    return body["id"], header(headers, "X-Deployment-Color"), header(headers, "X-App-Version")
+    colour, version = header(headers, "X-Deployment-Color"), header(headers, "X-App-Version")
+    return body["id"], colour, version, header(headers, RELEASE_HEADER)
 
 
 def all_items(url: str) -> dict[int, str]:
@@ -435,6 +446,43 @@ def test_a_deploy_whose_container_check_cannot_pass_never_gets_production_traffi
     _traffic_stayed_on_blue(cloud, before, after)
 
 
+@pytest.mark.usefixtures("blue_v1")
+def test_a_broken_image_never_gets_traffic_and_the_deploy_quotes_why(cloud):
+    # v4's code exits at start-up (its gunicorn config stops it with a message, exit code 1). The deploy
+    # must fail before any traffic moves, saying why in the operator's words: the stopped tasks, their
+    # exit code and what the process said last; green stays as it is for the operator to look at.
+    before = snapshot(cloud)
+    started = time.monotonic()
+    run = cloud.playbook("deploy", "-e", "version=v4", "-e", "bluegreen_deploy_timeout=90")
+    elapsed = time.monotonic() - started
+    after = snapshot(cloud)
+    print(f"\n[bluegreen] deploy of the broken image failed after {elapsed:.0f} s")
+    assert run.returncode != 0, run.tail()
+    out = flat(run.output)
+    assert re.search(r"green did not get 2 healthy target\(s\) running v4", out), run.tail()
+    assert "Traffic was not moved: it stays on blue." in out, run.tail()
+    quoted = re.findall(
+        r"stopped task, newest first: task \w+ \(([^)]+)\): ([^;]+); container app exited with code (\d+)", out
+    )
+    assert quoted and all(code == "1" for _, _, code in quoted), run.tail()
+    assert any(reason == "Essential container in task exited" for _, reason, _ in quoted), quoted
+    assert f"its last log lines: ['{V4_BROKEN}'" in out or f"'{V4_BROKEN}']" in out, run.tail()
+    assert "Ask the new version through the test listener" not in run.output  # diagnosed before any smoke test
+    _traffic_stayed_on_blue(cloud, before, after)
+    # Green is left as the deploy made it, for the operator to inspect: its stopped tasks of v4 with their
+    # exit code, and their logs in CloudWatch with the line the process died on.
+    ecs = cloud.client("ecs")
+    arns = ecs.list_tasks(cluster=PREFIX, serviceName=f"{PREFIX}-green", desiredStatus="STOPPED")["taskArns"]
+    stopped = ecs.describe_tasks(cluster=PREFIX, tasks=arns)["tasks"] if arns else []
+    broken = [t for t in stopped if t["containers"][0]["image"].endswith(":v4")]
+    assert broken and all(t["containers"][0].get("exitCode") == 1 for t in broken), stopped
+    definition = ecs.describe_task_definition(taskDefinition=broken[0]["taskDefinitionArn"])["taskDefinition"]
+    options = definition["containerDefinitions"][0]["logConfiguration"]["options"]
+    stream = f"{options['awslogs-stream-prefix']}/app/{broken[0]['taskArn'].rsplit('/', 1)[-1]}"
+    events = cloud.client("logs").get_log_events(logGroupName=options["awslogs-group"], logStreamName=stream)
+    assert V4_BROKEN in [e["message"] for e in events["events"]]
+
+
 # -- the whole cycle under load ----------------------------------------------------------------------
 
 
@@ -459,8 +507,8 @@ def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp
                 continue
             for n in range(2):
                 name = f"{stage} {colour} #{n} ✓"
-                item_id, served, version = create_item(url, name)
-                assert (served, version) == (colour, VERSIONS[colour]), (stage, url)
+                item_id, served, version, release = create_item(url, name)
+                assert (served, version, release) == (colour, VERSIONS[colour], RELEASES[colour]), (stage, url)
                 created.append((item_id, name, served, version))
         listed = all_items(cloud.https)
         missing = [c for c in created if listed.get(c[0]) != c[1]]
@@ -477,6 +525,7 @@ def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp
         )
         assert listener_weights(cloud, 9443) == {"blue": 0, "green": 100}
         assert served_by(cloud.test_url) == ("green", "v2")
+        assert request("GET", f"{cloud.test_url}/")[1].get("release") == V2_RELEASE  # v2's own code
         items_at("deployed", {443: "blue", 9443: "green"})
         step(
             "swap to green (canary 10,50,100)",
@@ -534,7 +583,13 @@ def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp
                 current = s["after"]
         return current
 
-    wrong = [r for r in records if r["color"] not in allowed(r["t"]) or VERSIONS.get(r["color"]) != r["version"]]
+    wrong = [
+        r
+        for r in records
+        if r["color"] not in allowed(r["t"])
+        or VERSIONS.get(r["color"]) != r["version"]
+        or RELEASES.get(r["color"]) != r["release"]
+    ]
     assert wrong == [], f"{len(wrong)} answers from a colour the weights did not allow, e.g. {wrong[:5]}"
 
     # ... with data in every window: both colours answered during the canary, and each steady window
@@ -543,6 +598,8 @@ def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp
         window = [r for r in records if s["end"] + GRACE < r["t"] < (following["start"] if following else ended)]
         assert len(window) >= RATE, f"after {s['name']}: only {len(window)} answers to check"
         assert {r["color"] for r in window} == s["after"], s["name"]
+        # The code that answers is the new release's after each swap and the old one's after the rollback.
+        assert {r["release"] for r in window} == {RELEASES[c] for c in s["after"]}, s["name"]
     canary = [r for r in records if steps[1]["start"] <= r["t"] <= steps[1]["end"]]
     assert {r["color"] for r in canary} == {"blue", "green"}
 
@@ -555,6 +612,8 @@ def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp
 
     # 5. The items written along the way, on both colours, all persist.
     assert {(c[2], c[3]) for c in created} == {("blue", "v1"), ("green", "v2")}
+    releases = {r["release"] for r in records}
+    assert releases == {None, V2_RELEASE}, releases
     listed = all_items(cloud.https)
     assert [c for c in created if listed.get(c[0]) != c[1]] == []
     for item_id, name, _, _ in created[:: max(1, len(created) // 5)]:
