@@ -21,9 +21,9 @@ description:
     idle, and where a rollback would go.
   - With O(wait), polls until a colour is healthy (its targets and its ECS deployment) or drained, and on a
     deployment that failed for good, or at the timeout, fails with a diagnosis - the cause first, then the
-    service's counts, deployments, targets and recent events, then the newest stopped tasks of the colour:
-    why each stopped, its container's exit code and reason, and the last lines of its C(awslogs) log (what
-    the process said before it exited or failed its health check). Progress is returned in RV(progress),
+    service's counts, deployments, targets and recent events, then the newest stopped tasks of the colour
+    (why each stopped, its container's exit code and reason, and the last lines of its C(awslogs) log (what
+    the process said before it exited or failed its health check)). Progress is returned in RV(progress),
     one line per change.
   - Never changes anything; it runs in check mode as it does otherwise.
 author:
