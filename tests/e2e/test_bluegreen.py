@@ -10,8 +10,8 @@ serving v2 with blue retired or standing by, ...) and the fixture brings the clo
 operator's playbooks, or finds it there. In file order each test leaves the state the next one needs,
 as an operator's runs would, so nothing is run twice:
 
-    status (blue*) -> bad inputs -> a version not in ECR -> a deploy the circuit breaker rolls back
-    -> a deploy that never turns healthy -> a curl container check -> a broken image -> deploy v2 (another
+    status (blue*) -> bad inputs -> a version not in ECR -> a broken image the circuit breaker rolls
+    back -> a deploy that never turns healthy -> a curl container check -> deploy v2 (another
     release of the code), swap (canary), rollback, swap, retire blue, under load -> rollback after the
     retirement -> a canary breached by an alarm -> a swap to the colour that has everything -> two swaps
     at once -> status.
@@ -345,10 +345,12 @@ def test_deploying_a_version_not_in_ecr_changes_nothing_and_says_why(cloud):
 # -- deploys that fail: a diagnosis, and the traffic stays ----------------------------------------------
 
 
-def _failed_deploy(cloud, settings: dict) -> tuple[object, float, dict, dict]:
+def _failed_deploy(cloud, settings: dict, version: str = "v3") -> tuple[object, float, dict, dict]:
     before = snapshot(cloud)
     started = time.monotonic()
-    run = cloud.playbook("deploy", "-e", "version=v3", "-e", json.dumps(settings), "-e", "bluegreen_deploy_timeout=60")
+    run = cloud.playbook(
+        "deploy", "-e", f"version={version}", "-e", json.dumps(settings), "-e", "bluegreen_deploy_timeout=60"
+    )
     return run, time.monotonic() - started, before, snapshot(cloud)
 
 
@@ -360,24 +362,44 @@ def _traffic_stayed_on_blue(cloud, before: dict, after: dict) -> None:
 
 
 @pytest.mark.usefixtures("blue_v1")
-def test_a_deploy_the_circuit_breaker_rolls_back_fails_with_a_diagnosis(cloud):
-    # v3 cannot start: a malformed setting stops gunicorn at once (exit 1). ECS's circuit breaker then
-    # fails the deployment and sends green back to its previous task definition (v1), whose targets
-    # turn healthy: they must not pass for v3's.
-    run, elapsed, before, after = _failed_deploy(cloud, {"ecs_app_environment": {"DB_STARTUP_TIMEOUT": "soon"}})
+def test_a_broken_image_the_circuit_breaker_rolls_back_fails_quoting_why(cloud):
+    # v4 is a release whose code cannot start: its gunicorn config stops it with a message (exit code 1)
+    # before it listens. ECS's circuit breaker fails the deployment and sends green back to its previous
+    # task definition, whose targets turn healthy: they must not pass for v4's. The deploy fails before
+    # any traffic moves, quoting why in the operator's words (the stopped tasks, their exit code, the
+    # last line their process logged), and leaves green's record for the operator to inspect.
+    run, elapsed, before, after = _failed_deploy(cloud, {}, version="v4")
     assert run.returncode != 0, run.tail()
     out = flat(run.output)
-    print(f"\n[bluegreen] circuit-breaker deploy failed after {elapsed:.0f} s")
+    print(f"\n[bluegreen] circuit-breaker deploy of the broken image failed after {elapsed:.0f} s")
     assert re.search(
-        rf"green did not get 2 healthy target\(s\) running v3: the deployment of {PREFIX}-green:\d+ failed and ECS "
+        rf"green did not get 2 healthy target\(s\) running v4: the deployment of {PREFIX}-green:\d+ failed and ECS "
         rf"rolled the service back to {PREFIX}-green:\d+\. Traffic was not moved: it stays on blue\.",
         out,
     ), run.tail()
     assert re.search(r"service: desired 2, running \d+, pending \d+", out), run.tail()
     assert "deployments: PRIMARY" in out and "targets: " in out
     assert "recent service events, newest first:" in out and "deployment failed" in out, run.tail()
+    quoted = re.findall(
+        r"stopped task, newest first: task \w+ \(([^)]+)\): ([^;]+); container app exited with code (\d+)", out
+    )
+    assert quoted and all(code == "1" for _, _, code in quoted), run.tail()
+    assert any(reason == "Essential container in task exited" for _, reason, _ in quoted), quoted
+    assert f"its last log lines: ['{V4_BROKEN}'" in out or f"'{V4_BROKEN}']" in out, run.tail()
     assert "Ask the new version through the test listener" not in run.output  # diagnosed before any smoke test
     _traffic_stayed_on_blue(cloud, before, after)
+    # What the operator can inspect: green's stopped tasks of v4 with their exit code, and their logs in
+    # CloudWatch with the line the process died on.
+    ecs = cloud.client("ecs")
+    arns = ecs.list_tasks(cluster=PREFIX, serviceName=f"{PREFIX}-green", desiredStatus="STOPPED")["taskArns"]
+    stopped = ecs.describe_tasks(cluster=PREFIX, tasks=arns)["tasks"] if arns else []
+    broken = [t for t in stopped if t["containers"][0]["image"].endswith(":v4")]
+    assert broken and all(t["containers"][0].get("exitCode") == 1 for t in broken), stopped
+    definition = ecs.describe_task_definition(taskDefinition=broken[0]["taskDefinitionArn"])["taskDefinition"]
+    options = definition["containerDefinitions"][0]["logConfiguration"]["options"]
+    stream = f"{options['awslogs-stream-prefix']}/app/{broken[0]['taskArn'].rsplit('/', 1)[-1]}"
+    events = cloud.client("logs").get_log_events(logGroupName=options["awslogs-group"], logStreamName=stream)
+    assert V4_BROKEN in [e["message"] for e in events["events"]]
 
 
 @pytest.mark.usefixtures("blue_v1")
@@ -444,43 +466,6 @@ def test_a_deploy_whose_container_check_cannot_pass_never_gets_production_traffi
     assert "Ask the new version through the test listener" not in run.output  # no smoke test, no swap
     assert len(served) > 20 and set(served) == {("blue", "v1")}, set(served)
     _traffic_stayed_on_blue(cloud, before, after)
-
-
-@pytest.mark.usefixtures("blue_v1")
-def test_a_broken_image_never_gets_traffic_and_the_deploy_quotes_why(cloud):
-    # v4's code exits at start-up (its gunicorn config stops it with a message, exit code 1). The deploy
-    # must fail before any traffic moves, saying why in the operator's words: the stopped tasks, their
-    # exit code and what the process said last; green stays as it is for the operator to look at.
-    before = snapshot(cloud)
-    started = time.monotonic()
-    run = cloud.playbook("deploy", "-e", "version=v4", "-e", "bluegreen_deploy_timeout=90")
-    elapsed = time.monotonic() - started
-    after = snapshot(cloud)
-    print(f"\n[bluegreen] deploy of the broken image failed after {elapsed:.0f} s")
-    assert run.returncode != 0, run.tail()
-    out = flat(run.output)
-    assert re.search(r"green did not get 2 healthy target\(s\) running v4", out), run.tail()
-    assert "Traffic was not moved: it stays on blue." in out, run.tail()
-    quoted = re.findall(
-        r"stopped task, newest first: task \w+ \(([^)]+)\): ([^;]+); container app exited with code (\d+)", out
-    )
-    assert quoted and all(code == "1" for _, _, code in quoted), run.tail()
-    assert any(reason == "Essential container in task exited" for _, reason, _ in quoted), quoted
-    assert f"its last log lines: ['{V4_BROKEN}'" in out or f"'{V4_BROKEN}']" in out, run.tail()
-    assert "Ask the new version through the test listener" not in run.output  # diagnosed before any smoke test
-    _traffic_stayed_on_blue(cloud, before, after)
-    # Green is left as the deploy made it, for the operator to inspect: its stopped tasks of v4 with their
-    # exit code, and their logs in CloudWatch with the line the process died on.
-    ecs = cloud.client("ecs")
-    arns = ecs.list_tasks(cluster=PREFIX, serviceName=f"{PREFIX}-green", desiredStatus="STOPPED")["taskArns"]
-    stopped = ecs.describe_tasks(cluster=PREFIX, tasks=arns)["tasks"] if arns else []
-    broken = [t for t in stopped if t["containers"][0]["image"].endswith(":v4")]
-    assert broken and all(t["containers"][0].get("exitCode") == 1 for t in broken), stopped
-    definition = ecs.describe_task_definition(taskDefinition=broken[0]["taskDefinitionArn"])["taskDefinition"]
-    options = definition["containerDefinitions"][0]["logConfiguration"]["options"]
-    stream = f"{options['awslogs-stream-prefix']}/app/{broken[0]['taskArn'].rsplit('/', 1)[-1]}"
-    events = cloud.client("logs").get_log_events(logGroupName=options["awslogs-group"], logStreamName=stream)
-    assert V4_BROKEN in [e["message"] for e in events["events"]]
 
 
 # -- the whole cycle under load ----------------------------------------------------------------------
