@@ -546,8 +546,12 @@ class Reader:
         ref = parse_service((self.params.get("services") or {}).get(color))
         if ref is None:
             return []
+        try:
+            stopped = describe_stopped_tasks(self.ecs, ref["cluster"], ref["service"])
+        except AnsibleAWSError:
+            return []  # e.g. no ecs:ListTasks for this identity: the diagnosis goes without the stopped tasks
         views = []
-        for task in describe_stopped_tasks(self.ecs, ref["cluster"], ref["service"])[: bg.STOPPED_TASKS]:
+        for task in stopped[: bg.STOPPED_TASKS]:
             view = bg.stopped_task_view(task, self.params.get("container_name"))
             definition = (
                 self.task_definition(task.get("taskDefinitionArn", "")) if task.get("taskDefinitionArn") else None
