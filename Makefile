@@ -95,6 +95,7 @@ bench: venv  ## the benchmarks (print figures; not tests)
 	python bench/perf.py --linear
 	python bench/app.py
 	python bench/localcloud.py
+	python bench/images.py
 	python bench/bluegreen.py
 
 clean:  ## remove the local cloud's state and caches (not the venv)

@@ -266,6 +266,13 @@ def cmd_up(state: StateDir, args: argparse.Namespace) -> int:
     if left:
         print(f"localcloud: stopped {len(left)} process(es) a previous run left behind")
     state.status_file.unlink(missing_ok=True)
+    from localcloud.dataplane.images import ImageStore
+
+    store = ImageStore(state.path)
+    with store.lock():
+        removed = store.collect(set(), tasks=False)  # the API starts empty: no image, no task uses them
+    if removed:
+        print(f"localcloud: removed {len(removed)} image snapshot(s) of a previous run")
     pid = start_awsapi(state, settings)
     state.write_settings(settings)
     print(f"localcloud: up (pid {pid}) at {settings.endpoint_url}, state in {state.path}")
@@ -436,33 +443,65 @@ def cmd_reset(state: StateDir, args: argparse.Namespace) -> int:  # noqa: ARG001
 
 
 def cmd_publish(state: StateDir, args: argparse.Namespace) -> int:
-    from localcloud.dataplane import ecr
+    from botocore.exceptions import ClientError
+
+    from localcloud.dataplane import ecr, images
 
     settings = state.read_settings()
     if not settings or not state.read_pid("awsapi"):
         print("localcloud: not up", file=sys.stderr)
         return 3
+    try:
+        ecr.check_tag(args.tag)
+    except images.ImageError as exc:
+        print(f"localcloud: {exc}; nothing was published", file=sys.stderr)
+        return 2
     region = args.region or settings.regions[0]
     api = ApiEndpoint(settings.endpoint_url)
     client = api.client("ecr", region)
-    repositories = [r["repositoryName"] for r in client.describe_repositories()["repositories"]]
-    repository = args.repository
+    repository = _publish_repository(client, args.repository, region)
     if repository is None:
-        if len(repositories) != 1:
-            found = ", ".join(repositories) or "none"
-            print(f"localcloud: name the repository with --repository (repositories: {found})", file=sys.stderr)
-            return 2
-        repository = repositories[0]
-    if repository not in repositories:
-        print(f"localcloud: no repository {repository} in {region} (provision creates it)", file=sys.stderr)
         return 2
-    digest, new = ecr.publish(client, repository, args.tag)
+    context = Path(args.context).resolve()
+    others = [(r, api.client("ecr", r)) for r in settings.regions if r != region]
+    started = time.monotonic()
+    try:
+        published = ecr.publish(client, images.ImageStore(state.path), repository, args.tag, context, regions=others)
+    except images.ImageError as exc:
+        print(f"localcloud: {exc}; nothing was published", file=sys.stderr)
+        return 2
+    except ClientError as exc:
+        print(f"localcloud: ECR refused the image: {exc}; nothing was published", file=sys.stderr)
+        return 1
     uri = client.describe_repositories(repositoryNames=[repository])["repositories"][0]["repositoryUri"]
-    print(f"localcloud: {'published' if new else 'already published'} {uri}:{args.tag} ({digest})")
+    word = "published" if published.new else "already published"
+    print(
+        f"localcloud: {word} {uri}:{args.tag} ({published.digest}) from {context} in {time.monotonic() - started:.2f} s"
+    )
+    if published.removed:
+        print(f"localcloud: removed {len(published.removed)} snapshot(s) no image or task uses any more")
     if args.redeploy:
         for cluster, service in redeploy_failed(api.client("ecs", region), f"{uri}:{args.tag}"):
             print(f"localcloud: new deployment of {cluster}/{service} (its last one failed for want of the image)")
     return 0
+
+
+def _publish_repository(client, repository: str | None, region: str) -> str | None:
+    """The repository to publish into (the only one, when not named); None after saying why not."""
+    repositories = [r["repositoryName"] for r in client.describe_repositories()["repositories"]]
+    if repository is None:
+        if len(repositories) == 1:
+            return repositories[0]
+        found = ", ".join(repositories) or "none"
+        print(f"localcloud: name the repository with --repository (repositories: {found})", file=sys.stderr)
+        return None
+    if repository not in repositories:
+        print(
+            f"localcloud: no repository {repository} in {region} (provision creates it); nothing was published",
+            file=sys.stderr,
+        )
+        return None
+    return repository
 
 
 def redeploy_failed(ecs, image: str) -> list[tuple[str, str]]:
@@ -514,8 +553,15 @@ def main(argv: list[str] | None = None) -> int:
     status = sub.add_parser("status", help="what runs, where (exit 3 when down)")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("reset", help="empty the AWS API's state and stop what the data plane runs")
-    publish = sub.add_parser("publish", help="register an image tag in the local ECR (the local docker push)")
+    publish = sub.add_parser(
+        "publish", help="snapshot a build context as an image in the local ECR (the local docker build and push)"
+    )
     publish.add_argument("tag")
+    publish.add_argument(
+        "--context",
+        default=str(Path(__file__).resolve().parent.parent / "app"),
+        help="the build context: a directory with a Dockerfile (default: the checkout's app/)",
+    )
     publish.add_argument("--repository", help="the ECR repository (default: the only one)")
     publish.add_argument("--region", help="the repository's region (default: the first watched region)")
     publish.add_argument(

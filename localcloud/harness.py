@@ -305,6 +305,45 @@ def desired_counts(cloud) -> dict[str, int]:
     return {s["serviceName"].rsplit("-", 1)[1]: s["desiredCount"] for s in services["services"]}
 
 
+RELEASE_HEADER = "X-App-Release"
+
+
+def release_context(directory: Path, marker: str, *, broken: str | None = None) -> Path:
+    """A build context for ``localcloud publish --context``: a copy of ``app/`` whose code is another
+    release: ``GET /`` answers ``"release": marker`` and every response carries ``X-App-Release: marker``
+    (the checkout's app sends neither). ``broken``: the release cannot start at all, gunicorn exits
+    with that message (exit code 1) before it listens, as a release with a fatal start-up bug does."""
+    import shutil
+
+    context = Path(directory)
+    if context.exists():
+        shutil.rmtree(context)
+    shutil.copytree(REPO / "app", context, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "tests"))
+    edits = {
+        "items_api/views.py": (
+            'return jsonify(service="items-api", **identity, openapi="/openapi.json")',
+            f'return jsonify(service="items-api", **identity, release={marker!r}, openapi="/openapi.json")',
+        ),
+        "items_api/app.py": (
+            'response.headers["X-App-Version"] = settings.version',
+            'response.headers["X-App-Version"] = settings.version\n'
+            f'        response.headers["{RELEASE_HEADER}"] = {marker!r}',
+        ),
+    }
+    if broken:
+        edits["gunicorn.conf.py"] = (
+            "try:\n    _settings = load_server_settings()",
+            f"sys.exit({broken!r})\n\ntry:\n    _settings = load_server_settings()",
+        )
+    for name, (old, new) in edits.items():
+        path = context / name
+        text = path.read_text()
+        if old not in text:
+            raise AssertionError(f"release_context: {name} no longer has {old!r}: update localcloud/harness.py")
+        path.write_text(text.replace(old, new, 1))
+    return context
+
+
 def serve_v1(cloud: LocalCloud) -> None:
     """Publish v1, restart the deployment waiting for it, and wait until blue serves through the ALB."""
     cloud.cli("publish", "v1", "--redeploy")

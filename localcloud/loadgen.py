@@ -52,7 +52,15 @@ class Generator:
 
     def one(self, connection, path: str) -> tuple[dict, http.client.HTTPConnection | None]:
         """One GET: its record, and the connection to use next (None: open a new one)."""
-        record = {"t": time.time(), "path": path, "status": None, "color": None, "version": None, "error": None}
+        record = {
+            "t": time.time(),
+            "path": path,
+            "status": None,
+            "color": None,
+            "version": None,
+            "release": None,
+            "error": None,
+        }
         started = time.perf_counter()
         try:
             if connection is None:
@@ -64,6 +72,7 @@ class Generator:
                 status=response.status,
                 color=response.getheader("X-Deployment-Color"),
                 version=response.getheader("X-App-Version"),
+                release=response.getheader("X-App-Release"),
             )
             if response.will_close:
                 connection.close()
@@ -109,7 +118,9 @@ def main(argv: list[str]) -> None:
     """``URL OUT [--rate 100] [--connections 4] [--paths /,/items?limit=5] [--timeout 30]``: GET the
     paths in turn through keep-alive connections at a fixed total rate until SIGTERM, one JSON line
     per request in OUT: ``t`` (wall time sent), ``t_end``, ``path``, ``status``, ``color`` and
-    ``version`` (X-Deployment-Color, X-App-Version), ``error`` (a connection error), ``latency``."""
+    ``version`` (X-Deployment-Color, X-App-Version), ``release`` (X-App-Release: an image built by
+    ``localcloud.harness.release_context`` sends it, the checkout's app does not), ``error`` (a
+    connection error), ``latency``."""
     parser = argparse.ArgumentParser(prog="python -m localcloud.loadgen")
     parser.add_argument("url")
     parser.add_argument("out")

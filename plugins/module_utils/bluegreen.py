@@ -27,6 +27,9 @@ RECORD_TO = "BlueGreenTo"
 FAILURE_WORDS = ("fail", "unhealthy", "error", "unable", "cannot", "exited")
 RECENT_EVENTS = 8
 FAILURE_EVENTS = 6
+STOPPED_TASKS = 3  # the newest stopped tasks of a colour the diagnosis quotes
+LOG_LINES = 5  # the last lines of each one's log
+LOG_LINE_CHARS = 300
 
 
 # ---- small readers of AWS shapes ----
@@ -285,6 +288,38 @@ def progress(color_name: str, color: Mapping[str, Any], required: Optional[int] 
     )
 
 
+def stopped_task_view(task: Mapping[str, Any], container_name: Optional[str] = None) -> Dict[str, Any]:
+    """What DescribeTasks says of a stopped task and its container (the one named, else the first):
+    why it stopped, its exit code and reason, its health."""
+    containers = task.get("containers") or [{}]
+    container = next((c for c in containers if c.get("name") == container_name), containers[0])
+    return {
+        "task_id": str(task.get("taskArn", "")).rsplit("/", 1)[-1],
+        "task_definition": short_name(task.get("taskDefinitionArn", "")),
+        "stopped_reason": task.get("stoppedReason") or "",
+        "stop_code": task.get("stopCode") or "",
+        "container": container.get("name") or "",
+        "exit_code": container.get("exitCode"),
+        "container_reason": container.get("reason") or "",
+        "health_status": container.get("healthStatus") or task.get("healthStatus") or "",
+        "log": [],
+    }
+
+
+def stopped_task_line(view: Mapping[str, Any]) -> str:
+    """One stopped task, for the diagnosis: its reason, its container's exit and its last log lines."""
+    line = f"task {view['task_id'][:12]} ({view['task_definition']}): {view['stopped_reason'] or 'stopped'}"
+    if view["exit_code"] is not None:
+        line += f"; container {view['container']} exited with code {view['exit_code']}"
+    if view["container_reason"] and view["container_reason"] != view["stopped_reason"]:
+        line += f" ({view['container_reason']})"
+    if view["health_status"] in ("UNHEALTHY",):
+        line += f"; container health check {view['health_status']}"
+    if view["log"]:
+        line += f"; its last log lines: {[text[:LOG_LINE_CHARS] for text in view['log']]}"
+    return line
+
+
 def diagnosis(
     color_name: str,
     color: Mapping[str, Any],
@@ -294,9 +329,11 @@ def diagnosis(
     timeout: int,
     verdict: Verdict,
     events: Sequence[str] = (),
+    stopped: Sequence[Mapping[str, Any]] = (),
 ) -> List[str]:
     """Why a colour did not get ``required`` healthy targets running ``version``: the cause first, then the
-    service's counts, its deployments, its targets and the service's recent events (failures apart)."""
+    service's counts, its deployments, its targets, the service's recent events (failures apart) and the
+    newest stopped tasks (why each stopped, its exit code, its last log lines)."""
     first = f"{color_name} did not get {required} healthy target(s) running {version}"
     if verdict.status == FAILED:
         first += f": {verdict.reason}"
@@ -331,7 +368,7 @@ def diagnosis(
         f"targets: {targets}",
         f"recent service events, newest first: {list(events[:RECENT_EVENTS])}",
         f"failures among the service's events, newest first: {failures[:FAILURE_EVENTS]}",
-    ]
+    ] + [f"stopped task, newest first: {stopped_task_line(view)}" for view in stopped[:STOPPED_TASKS]]
 
 
 # ---- how the status reads ----

@@ -21,8 +21,10 @@ description:
     idle, and where a rollback would go.
   - With O(wait), polls until a colour is healthy (its targets and its ECS deployment) or drained, and on a
     deployment that failed for good, or at the timeout, fails with a diagnosis - the cause first, then the
-    service's counts, deployments, targets and recent events. Progress is returned in RV(progress), one line
-    per change.
+    service's counts, deployments, targets and recent events, then the newest stopped tasks of the colour
+    (why each stopped, its container's exit code and reason, and the last lines of its C(awslogs) log (what
+    the process said before it exited or failed its health check)). Progress is returned in RV(progress),
+    one line per change.
   - Never changes anything; it runs in check mode as it does otherwise.
 author:
   - ecs_production.platform contributors (@ecs-production)
@@ -125,6 +127,9 @@ notes:
     C(DescribeTags) of the production listener, C(DescribeTargetGroups) unless every target group is given by
     ARN, one C(DescribeTargetHealth) per colour, one C(DescribeServices) per cluster, one
     C(DescribeTaskDefinition) per task definition in use, one C(DescribeAlarms), one C(GetParameter)."
+  - "With O(wait), when the wait fails: C(ListTasks) and C(DescribeTasks) of the colour's stopped tasks and one
+    C(GetLogEvents) per quoted task whose container logs with C(awslogs) (C(logs:GetLogEvents) on the log
+    group; without it, or when the stream is gone, the diagnosis goes without the log lines)."
   - Every option is checked before any AWS call.
   - API calls are retried on throttling.
 extends_documentation_fragment:
@@ -235,7 +240,10 @@ progress:
   elements: str
   sample: ["0 s green: healthy 0/2, tasks running 0/2 pending 2, deployment IN_PROGRESS; targets none registered"]
 diagnosis:
-  description: With O(wait), why the colour did not get there, line by line (also the failure's message).
+  description:
+    - With O(wait), why the colour did not get there, line by line (also the failure's message).
+    - The cause, the service's counts, deployments, targets, recent events and failures among them, then a
+      line per stopped task (newest first, up to 3) with its stopped reason, exit code and last log lines.
   returned: when the wait fails
   type: list
   elements: str
@@ -391,6 +399,42 @@ def describe_task_definition(ecs, reference: str) -> Optional[Dict[str, Any]]:
     return ecs.describe_task_definition(aws_retry=True, taskDefinition=reference)["taskDefinition"]
 
 
+@EcsErrorHandler.list_error_handler("describe stopped tasks", default_value=[])
+def describe_stopped_tasks(ecs, cluster: str, service: str) -> List[Dict[str, Any]]:
+    """The service's stopped tasks that ECS still lists, newest first."""
+    arns = ecs.list_tasks(aws_retry=True, cluster=cluster, serviceName=service, desiredStatus="STOPPED")["taskArns"]
+    if not arns:
+        return []
+    tasks = ecs.describe_tasks(aws_retry=True, cluster=cluster, tasks=arns[:100])["tasks"]
+    return sorted(tasks, key=lambda t: str(t.get("stoppedAt") or t.get("createdAt") or ""), reverse=True)
+
+
+@AWSErrorHandler.common_error_handler("read the task's log")
+def get_log_events(logs, group: str, stream: str) -> List[Dict[str, Any]]:
+    return logs.get_log_events(
+        aws_retry=True, logGroupName=group, logStreamName=stream, limit=bg.LOG_LINES, startFromHead=False
+    )["events"]
+
+
+def last_log_lines(module: AnsibleAWSModule, definition: Optional[Mapping[str, Any]], container: str, task_id: str):
+    """The last lines of a task's container log when it logs with awslogs; [] when they cannot be read."""
+    containers = (definition or {}).get("containerDefinitions") or []
+    found = next((c for c in containers if c.get("name") == container), None)
+    logging = (found or {}).get("logConfiguration") or {}
+    options = logging.get("options") or {}
+    if logging.get("logDriver") != "awslogs" or not options.get("awslogs-group"):
+        return []
+    prefix = options.get("awslogs-stream-prefix")
+    stream = f"{prefix}/{container}/{task_id}" if prefix else task_id
+    region = {"region": options["awslogs-region"]} if options.get("awslogs-region") else {}
+    logs = module.client("logs", retry_decorator=CLOUDWATCH_RETRY, **region)
+    try:
+        events = get_log_events(logs, options["awslogs-group"], stream)
+    except AnsibleAWSError:
+        return []  # no permission, or the stream is gone: the diagnosis goes without it
+    return [str(e.get("message", "")).rstrip() for e in events if str(e.get("message", "")).strip()]
+
+
 @CloudWatchErrorHandler.list_error_handler("describe alarms", default_value={})
 def alarm_states(cloudwatch, names: List[str]) -> Dict[str, str]:
     found = cloudwatch.describe_alarms(aws_retry=True, AlarmNames=names, AlarmTypes=["MetricAlarm", "CompositeAlarm"])
@@ -497,6 +541,25 @@ class Reader:
             )
         return state
 
+    def stopped_tasks(self, color: str) -> List[Dict[str, Any]]:
+        """The colour's newest stopped tasks (see bg.stopped_task_view), each with its last log lines."""
+        ref = parse_service((self.params.get("services") or {}).get(color))
+        if ref is None:
+            return []
+        try:
+            stopped = describe_stopped_tasks(self.ecs, ref["cluster"], ref["service"])
+        except AnsibleAWSError:
+            return []  # e.g. no ecs:ListTasks for this identity: the diagnosis goes without the stopped tasks
+        views = []
+        for task in stopped[: bg.STOPPED_TASKS]:
+            view = bg.stopped_task_view(task, self.params.get("container_name"))
+            definition = (
+                self.task_definition(task.get("taskDefinitionArn", "")) if task.get("taskDefinitionArn") else None
+            )
+            view["log"] = last_log_lines(self.module, definition, view["container"], view["task_id"])
+            views.append(view)
+        return views
+
     def alarm_states(self) -> Dict[str, str]:
         names = list(dict.fromkeys(name for names in (self.params.get("alarms") or {}).values() for name in names))
         if not names:
@@ -564,6 +627,7 @@ def wait(reader: Reader, state: Dict[str, Any], options: Mapping[str, Any], cloc
                 timeout=options["timeout"],
                 verdict=verdict,
                 events=current["events"],
+                stopped=reader.stopped_tasks(color),
             )
         else:
             result["diagnosis"] = [

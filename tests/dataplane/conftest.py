@@ -13,8 +13,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[2]
 
 # ---- load balancer (lb_*) --------------------------------------------------------------------------
 
@@ -459,10 +462,14 @@ class DpCloud:
 
     # -- the account
 
-    def publish(self, tag: str) -> None:
+    def publish(self, tag: str, context: Path | None = None):
+        """``localcloud publish TAG --context CONTEXT`` (default: the checkout's app/) into ``items``."""
         from localcloud.dataplane import ecr
+        from localcloud.dataplane.images import ImageStore
 
-        ecr.publish(self.api.client("ecr"), "items", tag)
+        return ecr.publish(
+            self.api.client("ecr"), ImageStore(Path(self.state_dir)), "items", tag, context or REPO / "app"
+        )
 
     def create_database(self, identifier: str = "dp-db", timeout: float = 90) -> dict:
         """An RDS instance (a real PostgreSQL once the plane has made it) and its password in SSM."""

@@ -3,7 +3,6 @@ update steps, backoff, addresses, image references and the task's environment.""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -184,12 +183,6 @@ def test_ecr_image_references():
     assert ecr.parse_image("ghcr.io/owner/app:v1") is None
 
 
-def test_synthetic_manifests_are_distinct_per_version_and_repeatable():
-    one, again, other = (ecr.synthetic_manifest("app", t) for t in ("v1", "v1", "v2"))
-    assert one == again and one != other
-    assert json.loads(one)["mediaType"] == ecr.MANIFEST_MEDIA_TYPE
-
-
 # -- what a task gets -----------------------------------------------------------------------------
 
 DEFINITION = {
@@ -234,11 +227,18 @@ def test_the_task_environment_is_image_then_definition_then_agent(tmp_path: Path
         taskenv_dir=tmp_path / "taskenv",
         owner=str(tmp_path),
     )
-    env = task_environment(container_spec(DEFINITION), runtime, ip="127.1.0.7", region="us-east-1", home=tmp_path)
+    env = task_environment(
+        container_spec(DEFINITION),
+        runtime,
+        ip="127.1.0.7",
+        region="us-east-1",
+        home=tmp_path,
+        bin_dir=tmp_path / "venv" / "bin",
+    )
     assert env["APP_VERSION"] == "v3" and env["APP_PORT"] == "8000"  # definition, image default
     assert env["AWS_REGION"] == "eu-west-1" and env["AWS_DEFAULT_REGION"] == "eu-west-1"  # the definition's wins
     assert env["APP_HOST"] == "127.1.0.7" and env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
-    assert env["PATH"] == str(tmp_path / "image" / "bin")  # python only: no curl, whatever the host has
+    assert env["PATH"] == str(tmp_path / "venv" / "bin")  # the image's venv only: no curl, whatever the host has
     assert env["PYTHONPATH"].split(":")[0] == str(tmp_path / "taskenv")
     assert env["LOCALCLOUD_HOSTS_FILE"] == str(tmp_path / "hosts") and env["LOCALCLOUD_OWNER"] == str(tmp_path)
     assert not any("PASSWORD" in name and "SSM" not in name for name in env)

@@ -2,16 +2,19 @@
 the moto server as the AWS API and a data plane of real processes (app tasks under gunicorn, a load
 balancer routing real HTTP by the listener's weights, PostgreSQL).
 
-One provisioned cloud serves the whole module (v1 on blue, 2 tasks; v2 and v3 published), always
-brought down at the end. Each test names the state it starts from (a fixture: blue serving v1, green
+One provisioned cloud serves the whole module (v1 on blue, 2 tasks; v2, v3 and v4 published), always
+brought down at the end. The images are what they say: v1 and v3 are the checkout's app/, v2 is
+another release of the code (``GET /`` and the ``X-App-Release`` header say so), v4 a release that
+cannot start. Each test names the state it starts from (a fixture: blue serving v1, green
 serving v2 with blue retired or standing by, ...) and the fixture brings the cloud there with the
 operator's playbooks, or finds it there. In file order each test leaves the state the next one needs,
 as an operator's runs would, so nothing is run twice:
 
-    status (blue*) -> bad inputs -> a version not in ECR -> a deploy the circuit breaker rolls back
-    -> a deploy that never turns healthy -> deploy v2, swap (canary), rollback, swap, retire blue,
-    under load -> rollback after the retirement -> a canary breached by an alarm -> a swap to the
-    colour that has everything -> two swaps at once -> status.
+    status (blue*) -> bad inputs -> a version not in ECR -> a broken image the circuit breaker rolls
+    back -> a deploy that never turns healthy -> a curl container check -> deploy v2 (another
+    release of the code), swap (canary), rollback, swap, retire blue, under load -> rollback after the
+    retirement -> a canary breached by an alarm -> a swap to the colour that has everything -> two swaps
+    at once -> status.
 
 Any test also runs alone (``pytest -k``): its fixture then deploys and swaps what it needs first.
 
@@ -33,11 +36,13 @@ from localcloud.harness import (
     ENVIRONMENT,
     PREFIX,
     PROJECT,
+    RELEASE_HEADER,
     LocalCloud,
     desired_counts,
     healthy_targets,
     listener_weights,
     provisioned_cloud,
+    release_context,
     request,
     wait_for,
 )
@@ -48,17 +53,22 @@ from tests.e2e.localcloud_support import snapshot
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 VERSIONS = {"blue": "v1", "green": "v2"}  # what each colour runs during the cycle under load
+V2_RELEASE = "v2: another release of the code"  # what v2's code answers (v1, the checkout's app/, says nothing)
+RELEASES = {"blue": None, "green": V2_RELEASE}  # X-App-Release of each colour during the cycle
+V4_BROKEN = "items-api: release v4 cannot start (a fatal start-up bug, on purpose)"
 LOCK = f"/{PROJECT}/{ENVIRONMENT}/lock"
 RATE = 100  # requests per second of the load generator (loopback, a shared 2-core machine)
 GRACE = 1.0  # seconds a change of weights may take to reach every response
 
 
 @pytest.fixture(scope="module")
-def cloud():
+def cloud(tmp_path_factory):
     cloud = provisioned_cloud(record=True)  # v1 on blue, 2 tasks, serving; green 0
+    contexts = tmp_path_factory.mktemp("images")
     try:
-        cloud.cli("publish", "v2")
+        cloud.cli("publish", "v2", "--context", str(release_context(contexts / "v2", V2_RELEASE)))
         cloud.cli("publish", "v3")
+        cloud.cli("publish", "v4", "--context", str(release_context(contexts / "v4", "v4", broken=V4_BROKEN)))
         yield cloud
     finally:
         cloud.down(remove=True)
@@ -200,10 +210,11 @@ def served_by(url: str) -> tuple[str | None, str | None]:
     return body.get("deployment"), body.get("version")
 
 
-def create_item(url: str, name: str) -> tuple[int, str | None, str | None]:
+def create_item(url: str, name: str) -> tuple[int, str | None, str | None, str | None]:
     status, body, headers = request("POST", f"{url}/items", {"name": name})
     assert status == 201, (url, status, body)
-    return body["id"], header(headers, "X-Deployment-Color"), header(headers, "X-App-Version")
+    colour, version = header(headers, "X-Deployment-Color"), header(headers, "X-App-Version")
+    return body["id"], colour, version, header(headers, RELEASE_HEADER)
 
 
 def all_items(url: str) -> dict[int, str]:
@@ -334,10 +345,12 @@ def test_deploying_a_version_not_in_ecr_changes_nothing_and_says_why(cloud):
 # -- deploys that fail: a diagnosis, and the traffic stays ----------------------------------------------
 
 
-def _failed_deploy(cloud, settings: dict) -> tuple[object, float, dict, dict]:
+def _failed_deploy(cloud, settings: dict, version: str = "v3") -> tuple[object, float, dict, dict]:
     before = snapshot(cloud)
     started = time.monotonic()
-    run = cloud.playbook("deploy", "-e", "version=v3", "-e", json.dumps(settings), "-e", "bluegreen_deploy_timeout=60")
+    run = cloud.playbook(
+        "deploy", "-e", f"version={version}", "-e", json.dumps(settings), "-e", "bluegreen_deploy_timeout=60"
+    )
     return run, time.monotonic() - started, before, snapshot(cloud)
 
 
@@ -349,24 +362,44 @@ def _traffic_stayed_on_blue(cloud, before: dict, after: dict) -> None:
 
 
 @pytest.mark.usefixtures("blue_v1")
-def test_a_deploy_the_circuit_breaker_rolls_back_fails_with_a_diagnosis(cloud):
-    # v3 cannot start: a malformed setting stops gunicorn at once (exit 1). ECS's circuit breaker then
-    # fails the deployment and sends green back to its previous task definition (v1), whose targets
-    # turn healthy: they must not pass for v3's.
-    run, elapsed, before, after = _failed_deploy(cloud, {"ecs_app_environment": {"DB_STARTUP_TIMEOUT": "soon"}})
+def test_a_broken_image_the_circuit_breaker_rolls_back_fails_quoting_why(cloud):
+    # v4 is a release whose code cannot start: its gunicorn config stops it with a message (exit code 1)
+    # before it listens. ECS's circuit breaker fails the deployment and sends green back to its previous
+    # task definition, whose targets turn healthy: they must not pass for v4's. The deploy fails before
+    # any traffic moves, quoting why in the operator's words (the stopped tasks, their exit code, the
+    # last line their process logged), and leaves green's record for the operator to inspect.
+    run, elapsed, before, after = _failed_deploy(cloud, {}, version="v4")
     assert run.returncode != 0, run.tail()
     out = flat(run.output)
-    print(f"\n[bluegreen] circuit-breaker deploy failed after {elapsed:.0f} s")
+    print(f"\n[bluegreen] circuit-breaker deploy of the broken image failed after {elapsed:.0f} s")
     assert re.search(
-        rf"green did not get 2 healthy target\(s\) running v3: the deployment of {PREFIX}-green:\d+ failed and ECS "
+        rf"green did not get 2 healthy target\(s\) running v4: the deployment of {PREFIX}-green:\d+ failed and ECS "
         rf"rolled the service back to {PREFIX}-green:\d+\. Traffic was not moved: it stays on blue\.",
         out,
     ), run.tail()
     assert re.search(r"service: desired 2, running \d+, pending \d+", out), run.tail()
     assert "deployments: PRIMARY" in out and "targets: " in out
     assert "recent service events, newest first:" in out and "deployment failed" in out, run.tail()
+    quoted = re.findall(
+        r"stopped task, newest first: task \w+ \(([^)]+)\): ([^;]+); container app exited with code (\d+)", out
+    )
+    assert quoted and all(code == "1" for _, _, code in quoted), run.tail()
+    assert any(reason == "Essential container in task exited" for _, reason, _ in quoted), quoted
+    assert f"its last log lines: ['{V4_BROKEN}'" in out or f"'{V4_BROKEN}']" in out, run.tail()
     assert "Ask the new version through the test listener" not in run.output  # diagnosed before any smoke test
     _traffic_stayed_on_blue(cloud, before, after)
+    # What the operator can inspect: green's stopped tasks of v4 with their exit code, and their logs in
+    # CloudWatch with the line the process died on.
+    ecs = cloud.client("ecs")
+    arns = ecs.list_tasks(cluster=PREFIX, serviceName=f"{PREFIX}-green", desiredStatus="STOPPED")["taskArns"]
+    stopped = ecs.describe_tasks(cluster=PREFIX, tasks=arns)["tasks"] if arns else []
+    broken = [t for t in stopped if t["containers"][0]["image"].endswith(":v4")]
+    assert broken and all(t["containers"][0].get("exitCode") == 1 for t in broken), stopped
+    definition = ecs.describe_task_definition(taskDefinition=broken[0]["taskDefinitionArn"])["taskDefinition"]
+    options = definition["containerDefinitions"][0]["logConfiguration"]["options"]
+    stream = f"{options['awslogs-stream-prefix']}/app/{broken[0]['taskArn'].rsplit('/', 1)[-1]}"
+    events = cloud.client("logs").get_log_events(logGroupName=options["awslogs-group"], logStreamName=stream)
+    assert V4_BROKEN in [e["message"] for e in events["events"]]
 
 
 @pytest.mark.usefixtures("blue_v1")
@@ -466,8 +499,8 @@ def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp
                 continue
             for n in range(2):
                 name = f"{stage} {colour} #{n} ✓"
-                item_id, served, version = create_item(url, name)
-                assert (served, version) == (colour, VERSIONS[colour]), (stage, url)
+                item_id, served, version, release = create_item(url, name)
+                assert (served, version, release) == (colour, VERSIONS[colour], RELEASES[colour]), (stage, url)
                 created.append((item_id, name, served, version))
         listed = all_items(cloud.https)
         missing = [c for c in created if listed.get(c[0]) != c[1]]
@@ -484,6 +517,7 @@ def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp
         )
         assert listener_weights(cloud, 9443) == {"blue": 0, "green": 100}
         assert served_by(cloud.test_url) == ("green", "v2")
+        assert request("GET", f"{cloud.test_url}/")[1].get("release") == V2_RELEASE  # v2's own code
         items_at("deployed", {443: "blue", 9443: "green"})
         step(
             "swap to green (canary 10,50,100)",
@@ -543,7 +577,13 @@ def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp
                 current = s["after"]
         return current
 
-    wrong = [r for r in records if r["color"] not in allowed(r["t"]) or VERSIONS.get(r["color"]) != r["version"]]
+    wrong = [
+        r
+        for r in records
+        if r["color"] not in allowed(r["t"])
+        or VERSIONS.get(r["color"]) != r["version"]
+        or RELEASES.get(r["color"]) != r["release"]
+    ]
     assert wrong == [], f"{len(wrong)} answers from a colour the weights did not allow, e.g. {wrong[:5]}"
 
     # ... with data in every window: both colours answered during the canary, and each steady window
@@ -552,6 +592,8 @@ def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp
         window = [r for r in records if s["end"] + GRACE < r["t"] < (following["start"] if following else ended)]
         assert len(window) >= RATE, f"after {s['name']}: only {len(window)} answers to check"
         assert {r["color"] for r in window} == s["after"], s["name"]
+        # The code that answers is the new release's after each swap and the old one's after the rollback.
+        assert {r["release"] for r in window} == {RELEASES[c] for c in s["after"]}, s["name"]
     canary = [r for r in records if steps[1]["start"] <= r["t"] <= steps[1]["end"]]
     assert {r["color"] for r in canary} == {"blue", "green"}
 
@@ -564,6 +606,8 @@ def test_deploy_swap_rollback_swap_retire_under_load_fails_no_request(cloud, tmp
 
     # 5. The items written along the way, on both colours, all persist.
     assert {(c[2], c[3]) for c in created} == {("blue", "v1"), ("green", "v2")}
+    releases = {r["release"] for r in records}
+    assert releases == {None, V2_RELEASE}, releases
     listed = all_items(cloud.https)
     assert [c for c in created if listed.get(c[0]) != c[1]] == []
     for item_id, name, _, _ in created[:: max(1, len(created) // 5)]:

@@ -1,9 +1,11 @@
 """A task's container: what it runs, its environment, its process and its container health check.
 
-A task runs one container (the one a load balancer names, else the first essential one): the app
-(``app/``) under gunicorn, with the image's ENV, the task definition's environment and what the
-ECS agent provides (:func:`task_environment`). Its container health check follows Docker's rules
-(:class:`ContainerHealth`) and runs as a process of its own (:func:`run_health_check`).
+A task runs one container (the one a load balancer names, else the first essential one): the
+snapshot of the image its task definition names, pulled from the local ECR, running the image's CMD
+with the image's own venv (:mod:`localcloud.dataplane.images`), with the image's ENV, the task
+definition's environment and what the ECS agent provides (:func:`task_environment`). Its container
+health check follows Docker's rules (:class:`ContainerHealth`) and runs as a process of its own
+(:func:`run_health_check`).
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from localcloud.dataplane.images import ImageStore
+
 if TYPE_CHECKING:
     from localcloud.dataplane.ecs.model import LocalTask
 
 DEFAULT_STOP_TIMEOUT = 30.0
 HEALTH_LOG_LIMIT = 64 * 1024
-APP_COMMAND = ("-m", "gunicorn", "-c", "gunicorn.conf.py", "items_api:create_app()")
 # The image's own ENV (app/Dockerfile); the task definition's environment overrides it.
 IMAGE_ENVIRONMENT = {
     "PYTHONUNBUFFERED": "1",
@@ -148,7 +151,9 @@ def container_spec(task_definition: dict, container_name: str | None = None) -> 
 
 @dataclasses.dataclass(frozen=True)
 class TaskRuntime:
-    """What every task process shares: the "image" (app dir, interpreter, PATH) and the agent's settings."""
+    """What every task process shares: the image store and the agent's settings. ``python`` is the
+    controller's interpreter (venvs are made from it); ``app_dir`` the checkout's ``app/``, whose
+    requirements decide which venvs may be linked from the controller's packages."""
 
     state_dir: Path
     app_dir: Path
@@ -159,22 +164,16 @@ class TaskRuntime:
     owner: str  # the value of OWNER_ENV
 
     @property
-    def image_bin(self) -> Path:
-        return self.state_dir / "image" / "bin"
-
-    def prepare(self) -> None:
-        """The image's PATH: a directory with ``python`` and ``python3`` only, as in a slim image
-        (no curl, whatever the host has)."""
-        self.image_bin.mkdir(parents=True, exist_ok=True)
-        for name in ("python", "python3"):
-            script = self.image_bin / name
-            script.write_text(f'#!/bin/sh\nexec "{self.python}" "$@"\n')
-            script.chmod(0o755)
+    def images(self) -> ImageStore:
+        return ImageStore(self.state_dir, checkout_app=self.app_dir, python=self.python)
 
 
-def task_environment(spec: ContainerSpec, runtime: TaskRuntime, *, ip: str, region: str, home: Path) -> dict[str, str]:
-    """The image's ENV, then the task definition's environment, then what the ECS agent sets."""
-    env = dict(IMAGE_ENVIRONMENT, PATH=str(runtime.image_bin), HOME=str(home))
+def task_environment(
+    spec: ContainerSpec, runtime: TaskRuntime, *, ip: str, region: str, home: Path, bin_dir: Path
+) -> dict[str, str]:
+    """The image's ENV, then the task definition's environment, then what the ECS agent sets. The
+    PATH is the image venv's ``bin`` alone: python, as in a slim image (no curl, whatever the host has)."""
+    env = dict(IMAGE_ENVIRONMENT, PATH=str(bin_dir), HOME=str(home))
     env.update(spec.environment)
     env.setdefault("AWS_REGION", region)
     env.setdefault("AWS_DEFAULT_REGION", env["AWS_REGION"])
@@ -231,7 +230,16 @@ def run_health_check(task: LocalTask, runtime: TaskRuntime, now: float) -> None:
         return
     if not health.due(now):
         return
-    env = task_environment(task.container, runtime, ip=task.ip or "", region=task.region, home=task.directory / "home")
+    if task.image is None:
+        return
+    env = task_environment(
+        task.container,
+        runtime,
+        ip=task.ip or "",
+        region=task.region,
+        home=task.directory / "home",
+        bin_dir=task.image.bin_dir,
+    )
     argv = list(health.spec.argv)
     executable = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=env["PATH"])
     if executable is None:
@@ -243,7 +251,7 @@ def run_health_check(task: LocalTask, runtime: TaskRuntime, now: float) -> None:
     try:
         task.check_process = subprocess.Popen(
             [executable, *argv[1:]],
-            cwd=runtime.app_dir,
+            cwd=task.image.root,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=output,

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 from localcloud.dataplane.ecs.container import ContainerHealth, ContainerSpec
+from localcloud.dataplane.images import RunnableImage
 
 EVENTS_KEPT = 100  # describe_services returns the 100 newest events
 
@@ -56,6 +57,7 @@ class LocalTask:
     ever_healthy: bool = False
     failed: bool = False
     subnet: str | None = None
+    image: RunnableImage | None = None  # the pulled snapshot and its venv
 
     @property
     def arn(self) -> str:
@@ -87,6 +89,7 @@ class LocalTask:
             "task_definition": self.task_definition_arn.split("/")[-1],
             "deployment": self.deployment_id,
             "image": self.container.image,
+            "image_layer": self.image.layer_digest if self.image else None,
             "version": self.version,
             "last_status": self.last_status,
             "desired_status": self.desired_status,

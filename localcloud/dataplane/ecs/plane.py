@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import signal
@@ -10,9 +11,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from localcloud.dataplane import ecr, logs
+from localcloud.dataplane import ecr, images, logs
 from localcloud.dataplane.ecs.container import (
-    APP_COMMAND,
     ContainerHealth,
     TaskRuntime,
     container_spec,
@@ -71,7 +71,6 @@ class EcsPlane:
         self._task_definitions: dict[tuple[str, str], dict] = {}
         self._tg_delay: dict[str, tuple[float, float]] = {}
         (runtime.state_dir / "tasks").mkdir(parents=True, exist_ok=True)
-        runtime.prepare()
 
     # ---- reading the API
 
@@ -342,6 +341,8 @@ class EcsPlane:
                 task.process.wait()
             task.exit_code = exit_code(task.process)
             signal_group(task.pid, signal.SIGKILL)  # workers the master left behind
+        with contextlib.suppress(OSError):
+            (task.directory / "stopped").touch()  # its snapshot may be collected now
         if task.ip:
             self.addresses.release(task.ip)
         task.last_status = task.desired_status = "STOPPED"
@@ -506,14 +507,28 @@ class EcsPlane:
             self._record_failure(state, task, now)
         return task
 
+    def _pull(self, task: LocalTask) -> str | None:
+        """Resolve the task's image through the local ECR and get its snapshot and venv; the reason
+        when it cannot be pulled."""
+        image = task.container.image
+        try:
+            layer = ecr.pull(lambda region: self.clients("ecr", region), image)
+            # What the task runs from now on, whatever happens to the tag: the collector keeps it.
+            (task.directory / "image").write_text(layer)
+            task.image = self.runtime.images.runnable(layer)
+        except ecr.PullError as exc:
+            return str(exc)
+        except images.ImageError as exc:
+            return f"CannotPullContainerError: {image}: {exc}"
+        except Exception as exc:  # noqa: BLE001
+            return f"CannotPullContainerError: {exc}"
+        return None
+
     def _launch_problem(self, task: LocalTask) -> str | None:
         spec = task.container
         if spec.health_check_error:
             return f"CannotCreateContainerError: {spec.health_check_error}"
-        try:
-            problem = ecr.pull_error(lambda region: self.clients("ecr", region), spec.image)
-        except Exception as exc:  # noqa: BLE001
-            problem = f"CannotPullContainerError: {exc}"
+        problem = self._pull(task)
         if problem:
             return problem
         where = logs.destination(spec.log_configuration, spec.name, task.task_id, task.region)
@@ -537,14 +552,20 @@ class EcsPlane:
     def _start_process(self, task: LocalTask, state: ServiceState, now: float) -> None:
         port = task.port or int(task.container.environment.get("APP_PORT") or 8000)
         task.ip = self.addresses.allocate(lambda ip: port_is_free(ip, port))
+        image = task.image
         env = task_environment(
-            task.container, self.runtime, ip=task.ip, region=task.region, home=task.directory / "home"
+            task.container,
+            self.runtime,
+            ip=task.ip,
+            region=task.region,
+            home=task.directory / "home",
+            bin_dir=image.bin_dir,
         )
         stdout_path, stderr_path = task.directory / "stdout.log", task.directory / "stderr.log"
         with stdout_path.open("ab") as stdout, stderr_path.open("ab") as stderr:
             task.process = subprocess.Popen(
-                [self.runtime.python, *APP_COMMAND],
-                cwd=self.runtime.app_dir,
+                image.argv(),
+                cwd=image.root,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,

@@ -65,6 +65,8 @@ class FakeAws:
         self.alarms = {"app-blue-5xx": "OK", "app-green-5xx": "ALARM"}
         self.lock = None
         self.timeline: list[tuple[dict, list[str]]] = []
+        self.stopped: list[dict] = []  # DescribeTasks of the green service's stopped tasks
+        self.logs: dict[str, list[str]] = {}  # log stream -> messages (a stream not here: AccessDenied)
 
     def _call(self, name, kwargs):
         assert kwargs.pop("aws_retry", True) is True
@@ -138,7 +140,29 @@ class FakeAws:
         self._call("describe_task_definition", kwargs)
         name = kwargs["taskDefinition"].rsplit("/", 1)[-1]
         env = [{"name": "APP_VERSION", "value": self.versions[name]}]
-        return {"taskDefinition": {"containerDefinitions": [{"name": "app", "image": "r/app:x", "environment": env}]}}
+        logging = {
+            "logDriver": "awslogs",
+            "options": {"awslogs-group": "/ecs/app", "awslogs-region": "us-east-1", "awslogs-stream-prefix": "green"},
+        }
+        container = {"name": "app", "image": "r/app:x", "environment": env, "logConfiguration": logging}
+        return {"taskDefinition": {"containerDefinitions": [container]}}
+
+    def list_tasks(self, **kwargs):
+        self._call("list_tasks", kwargs)
+        assert kwargs == {"cluster": "app", "serviceName": "app-green", "desiredStatus": "STOPPED"}
+        return {"taskArns": [t["taskArn"] for t in self.stopped]}
+
+    def describe_tasks(self, **kwargs):
+        self._call("describe_tasks", kwargs)
+        return {"tasks": [copy.deepcopy(t) for t in self.stopped if t["taskArn"] in kwargs["tasks"]]}
+
+    # logs
+    def get_log_events(self, **kwargs):
+        self._call("get_log_events", kwargs)
+        assert kwargs["logGroupName"] == "/ecs/app" and kwargs["startFromHead"] is False
+        if kwargs["logStreamName"] not in self.logs:
+            raise client_error("AccessDeniedException")
+        return {"events": [{"message": m} for m in self.logs[kwargs["logStreamName"]][-kwargs["limit"] :]]}
 
     # cloudwatch
     def describe_alarms(self, **kwargs):
@@ -323,6 +347,41 @@ def test_wait_healthy_fails_at_once_on_a_deployment_rolled_back(monkeypatch, cap
     assert result["msg"].startswith(result["diagnosis"][0])
     assert "deployment failed: tasks failed" in result["diagnosis"][5]
     assert result["state"]["active"] == "blue"
+
+
+def stopped_task(task_id: str, stopped_at: str, reason: str, exit_code=None, health="UNKNOWN") -> dict:
+    return {
+        "taskArn": f"arn:aws:ecs:us-east-1:123456789012:task/app/{task_id}",
+        "taskDefinitionArn": f"{TD}/app-green:2",
+        "stoppedReason": reason,
+        "stoppedAt": stopped_at,
+        "containers": [{"name": "app", "exitCode": exit_code, "healthStatus": health}],
+    }
+
+
+def test_a_failed_wait_quotes_the_stopped_tasks_exit_and_last_log_lines(monkeypatch, capsys):
+    aws = FakeAws()
+    aws.timeline = [
+        (green(td="app-green:1", rollout="IN_PROGRESS", events=["deployment failed: tasks failed"]), ["healthy"] * 2)
+    ]
+    aws.stopped = [
+        stopped_task("a" * 32, "2026-01-01T10:00:01", "Essential container in task exited", exit_code=3),
+        stopped_task("b" * 32, "2026-01-01T10:00:09", "Task failed container health checks", health="UNHEALTHY"),
+    ]
+    aws.logs = {f"green/app/{'a' * 32}": ["starting", "items-api: this release cannot start: broken on purpose"]}
+    result, made = run(monkeypatch, capsys, aws, FakeClock(), wait=WAIT, events=10)
+    assert result["failed"] is True
+    stopped = [line for line in result["diagnosis"] if line.startswith("stopped task, newest first: ")]
+    # Newest first: the health check failure (its log unreadable: no line, no failure), then the exit.
+    assert stopped == [
+        "stopped task, newest first: task bbbbbbbbbbbb (app-green:2): Task failed container health checks; "
+        "container health check UNHEALTHY",
+        "stopped task, newest first: task aaaaaaaaaaaa (app-green:2): Essential container in task exited; "
+        "container app exited with code 3; its last log lines: ['starting', "
+        "'items-api: this release cannot start: broken on purpose']",
+    ]
+    assert "items-api: this release cannot start: broken on purpose" in result["msg"]
+    assert "logs" in made and aws.calls.count("get_log_events") == 2
 
 
 def test_wait_times_out_with_a_diagnosis(monkeypatch, capsys):
