@@ -9,9 +9,7 @@ clients with the module's retries), once end to end through ansible-playbook.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
 from ansible_collections.ecs_production.platform.plugins.module_utils.elbv2_listeners import ELBV2_RETRY
 from ansible_collections.ecs_production.platform.plugins.modules import canary_watch as mod
+from integration_playbooks import ansible_env, command, play
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -134,17 +133,9 @@ def test_a_breach_during_the_watch_is_caught_at_the_next_look(aws_api, canary, b
 
 # ---- end to end, through ansible-playbook ------------------------------------------------------------
 
-PLAYBOOK = """\
-- name: Bake green
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  module_defaults:
-    group/ecs_production.platform.aws:
-      endpoint_url: "{{ aws_endpoint_url }}"
-      access_key: testing
-      secret_key: testing
-      region: us-east-1
+PLAYBOOK = play(
+    "Bake green",
+    """\
   tasks:
     - name: Bake - watch the alarms and the health of green
       ecs_production.platform.canary_watch:
@@ -160,7 +151,8 @@ PLAYBOOK = """\
         content: "{{ bake | to_json }}"
         dest: "{{ result_path }}"
         mode: "0600"
-"""
+""",
+)
 
 
 def playbook_text() -> str:
@@ -184,26 +176,15 @@ def test_the_playbook_task_returns_soon_after_a_breach_during_the_bake(aws_api, 
     playbook = tmp_path / "bake.yml"
     playbook.write_text(playbook_text())
     result_path = tmp_path / "bake.json"
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"),
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-        ANSIBLE_LOCALHOST_WARNING="false",
-        ANSIBLE_NOCOLOR="1",
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    )
-    extra = {"aws_endpoint_url": aws_api.endpoint_url, "result_path": str(result_path)}
     before = aws_api.request_count()
     process = subprocess.Popen(
-        ["ansible-playbook", "-i", "localhost,", "-e", json.dumps(extra), "-e",
-         f"ansible_python_interpreter={sys.executable}", str(playbook)],
+        command(playbook, aws_api.endpoint_url, {"result_path": str(result_path)}),
         cwd=REPO,
-        env=env,
+        env=ansible_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-    )  # fmt: skip
+    )
     try:
         # The playbook's only AWS calls are the module's: the target group, then a first look (alarms, health).
         wait_for_requests(aws_api, before + 3, process)

@@ -9,9 +9,7 @@ are those of one complete swap.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import boto3
 import pytest
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry, RetryingBotoClientWrapper
 from ansible_collections.ecs_production.platform.plugins.modules import environment_lock as el
+from integration_playbooks import ansible_env, command, play
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -119,17 +118,9 @@ def test_of_runs_finding_the_same_stale_lock_exactly_one_takes_it_over(aws_api, 
 
 # ---- two playbooks ------------------------------------------------------------------------------------
 
-SWAP_PLAYBOOK = """\
-- name: Swap {{ run }}
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  module_defaults:
-    group/ecs_production.platform.aws:
-      endpoint_url: "{{ aws_endpoint_url }}"
-      access_key: testing
-      secret_key: testing
-      region: us-east-1
+SWAP_PLAYBOOK = play(
+    "Swap {{ run }}",
+    """\
   tasks:
     - name: Swap under the lock
       block:
@@ -164,33 +155,15 @@ SWAP_PLAYBOOK = """\
             state: released
             token: "{{ lock.token }}"
           when: lock.acquired | default(false)
-""".replace("@LOCK@", LOCK).replace("@WEIGHTS@", WEIGHTS)
+""".replace("@LOCK@", LOCK).replace("@WEIGHTS@", WEIGHTS),
+)
 
 
 def start_swap(aws_api, playbook: Path, run: str, wait: int) -> subprocess.Popen:
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"),
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-        ANSIBLE_LOCALHOST_WARNING="false",
-        ANSIBLE_NOCOLOR="1",
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    )
-    extra = {"run": run, "lock_wait": wait, "aws_endpoint_url": aws_api.endpoint_url}
     return subprocess.Popen(
-        [
-            "ansible-playbook",
-            "-i",
-            "localhost,",
-            "-e",
-            json.dumps(extra),
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            str(playbook),
-        ],
+        command(playbook, aws_api.endpoint_url, {"run": run, "lock_wait": wait}),
         cwd=REPO,
-        env=env,
+        env=ansible_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

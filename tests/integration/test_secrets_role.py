@@ -6,12 +6,11 @@ nothing, teardown schedules it for deletion, and a provision within the waiting 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from integration_playbooks import ansible_env, command, play
 
 from localcloud.awsapi import AwsApiProcess
 from localcloud.recorder import ApiRecorder, ansible_calls, writes
@@ -25,17 +24,9 @@ PLACEHOLDER_ARN = "arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-000
 # What a re-run of the role asks of KMS: the key by its alias, its rotation, its tags.
 NO_OP_CALLS = ["DescribeKey", "GetKeyRotationStatus", "ListResourceTags"]
 
-PLAYBOOK = """\
-- name: The secrets role
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  module_defaults:
-    group/ecs_production.platform.aws:
-      endpoint_url: "{{ aws_endpoint_url }}"
-      access_key: testing
-      secret_key: testing
-      region: us-east-1
+PLAYBOOK = play(
+    "The secrets role",
+    """\
   tasks:
     - name: Secrets
       ansible.builtin.include_role:
@@ -48,7 +39,8 @@ PLAYBOOK = """\
         mode: "0600"
       check_mode: false
       changed_when: false
-"""
+""",
+)
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +59,6 @@ def run_role(api, tmp_path: Path, *extra: str, state: str = "present") -> dict:
     output = tmp_path / "output.json"
     output.unlink(missing_ok=True)
     variables = {
-        "aws_endpoint_url": api.endpoint_url,
-        "ansible_python_interpreter": sys.executable,
         "output_file": str(output),
         "secrets_state": state,
         "secrets_name_prefix": PREFIX,
@@ -76,19 +66,10 @@ def run_role(api, tmp_path: Path, *extra: str, state: str = "present") -> dict:
         "secrets_parameter_path": "/secrets-role-int/test",
         "secrets_kms_deletion_window_days": 7,
     }
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"),
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-        ANSIBLE_LOCALHOST_WARNING="false",
-        ANSIBLE_NOCOLOR="1",
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    )
     result = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-e", json.dumps(variables), *extra, str(playbook)],
+        command(playbook, api.endpoint_url, variables, *extra),
         cwd=REPO,
-        env=env,
+        env=ansible_env(),
         capture_output=True,
         text=True,
         timeout=600,

@@ -10,58 +10,23 @@ at the local AWS API.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from integration_playbooks import ansible_env, command, play
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 TARGETS = sorted(p.name for p in (HERE / "targets").iterdir() if (p / "tasks" / "main.yml").is_file())
 
-PLAYBOOK = """\
-- name: Integration target {target}
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  module_defaults:
-    group/ecs_production.platform.aws:
-      endpoint_url: "{{{{ aws_endpoint_url }}}}"
-      access_key: testing
-      secret_key: testing
-      region: us-east-1
-  roles:
-    - role: {target}
-"""
-
 
 def run_target(target: str, aws_api, tmp_path: Path, extra_env: dict | None = None) -> subprocess.CompletedProcess:
     playbook = tmp_path / f"{target}.yml"
-    playbook.write_text(PLAYBOOK.format(target=target))
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_ROLES_PATH=str(HERE / "targets"),
-        ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"),
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-        ANSIBLE_LOCALHOST_WARNING="false",
-        ANSIBLE_NOCOLOR="1",
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    )
-    env.update(extra_env or {})
+    playbook.write_text(play(f"Integration target {target}", f"  roles:\n    - role: {target}\n"))
+    env = ansible_env(ANSIBLE_ROLES_PATH=str(HERE / "targets"), **(extra_env or {}))
     return subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            "localhost,",
-            "-e",
-            f"aws_endpoint_url={aws_api.endpoint_url}",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            str(playbook),
-        ],
+        command(playbook, aws_api.endpoint_url),
         cwd=REPO,
         env=env,
         capture_output=True,
