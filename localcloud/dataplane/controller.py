@@ -184,6 +184,7 @@ class DataPlane:
             password_source=password_source,
             hosts_file=self.hosts_file,
             mirror=rds.MotoRdsMirror(self.account_id) if self.emulator_in_process else None,
+            restore_source=rds.moto_restore_source(self.account_id) if self.emulator_in_process else rds.no_restore,
         )
         if self.load_balancer:
             self._start_load_balancer()
@@ -274,6 +275,7 @@ class DataPlane:
             "services": planes["services"],
             "tasks": planes["tasks"],
             "databases": self.rds.status() if self.rds else [],
+            "db_snapshots": self.rds.snapshot_status() if self.rds else [],
         }
 
     def write_status(self) -> None:
