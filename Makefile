@@ -96,6 +96,7 @@ bench: venv  ## the benchmarks (print figures; not tests)
 	python bench/app.py
 	python bench/localcloud.py
 	python bench/bluegreen.py
+	python bench/reliability.py
 
 clean:  ## remove the local cloud's state and caches (not the venv)
 	-localcloud down
