@@ -62,7 +62,7 @@ def spread(items: list, count: int) -> list:
 def inputs_figures(sample: int) -> dict:
     tried = spread(cases(), sample)
     with tempfile.TemporaryDirectory(prefix="reliability-") as tmp:
-        api = AwsApiProcess(Path(tmp) / "awsapi.log")
+        api = AwsApiProcess(Path(tmp) / "awsapi.log", start_timeout=180)  # a busy machine starts it slowly
         try:
             started, before = time.monotonic(), api.request_count()
             with ThreadPoolExecutor(max_workers=2) as pool:
