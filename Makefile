@@ -97,6 +97,7 @@ bench: venv  ## the benchmarks (print figures; not tests)
 	python bench/localcloud.py
 	python bench/images.py
 	python bench/bluegreen.py
+	python bench/reliability.py
 
 clean:  ## remove the local cloud's state and caches (not the venv)
 	-localcloud down

@@ -62,7 +62,7 @@ class ApiEndpoint:
 class AwsApiProcess(ApiEndpoint):
     """A local AWS API in a child process on a free loopback port (tests and benchmarks)."""
 
-    def __init__(self, log_path: Path, extra_env: dict | None = None):
+    def __init__(self, log_path: Path, extra_env: dict | None = None, start_timeout: float = 30.0):
         self.log_path = log_path
         self.port = free_port()
         super().__init__(f"http://127.0.0.1:{self.port}")
@@ -75,7 +75,7 @@ class AwsApiProcess(ApiEndpoint):
             env=env,
             cwd=REPO,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"local AWS API exited early; see {log_path}")

@@ -329,6 +329,7 @@ def cmd_status(state: StateDir, args: argparse.Namespace) -> int:
         "services": (plane or {}).get("services", []),
         "tasks": (plane or {}).get("tasks", []),
         "databases": (plane or {}).get("databases", []),
+        "db_snapshots": (plane or {}).get("db_snapshots", []),
     }
     if args.json:
         print(json.dumps(status, indent=2))
@@ -400,6 +401,8 @@ def _database_lines(status: dict) -> list[str]:
             f"db {database['db_name'] or '-'}  user {database['master_username']}"
         )
         lines += [f"    {database['error'].splitlines()[0]}"] if database.get("error") else []
+    for copy in status.get("db_snapshots", []):
+        lines.append(f"  snapshot {copy['snapshot']} of {copy['instance']}  {copy['method']}  {copy['copied_at']}")
     return ["databases", *lines] if lines else []
 
 

@@ -200,6 +200,74 @@ class PostgresServer:
             timeout=timeout + 5,
         )
 
+    # -- copies (the local cloud's DB snapshots) -----------------------------------------------
+
+    def backup(self, target: Path, timeout: float = 300.0) -> None:
+        """Copy the running cluster into ``target`` (a directory that does not exist yet) with
+        ``pg_basebackup``: a consistent copy taken while the server runs, with the WAL it needs to start."""
+        target = Path(target).absolute()
+        self._own_parent(target)
+        self._run(
+            [
+                str(self.bin_dir / "pg_basebackup"),
+                "--pgdata",
+                str(target),
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+                "--username",
+                self.superuser,
+                "--wal-method",
+                "stream",
+                "--checkpoint",
+                "fast",
+                "--no-password",
+            ],
+            what="pg_basebackup",
+            timeout=timeout,
+            env={"PGPASSWORD": self.password or "", "PGCONNECT_TIMEOUT": "10"},
+        )
+
+    def copy_stopped(self, target: Path, timeout: float = 300.0) -> None:
+        """Copy the cluster of a stopped server into ``target`` (a directory that does not exist yet)."""
+        if self.is_running():
+            raise PostgresError(f"the server of {self.data_dir} runs: stop it, or use backup()")
+        target = Path(target).absolute()
+        self._own_parent(target)
+        self._run(["cp", "-a", str(self.data_dir), str(target)], what="copying the cluster", timeout=timeout)
+
+    def init_from_copy(self, source: Path, timeout: float = 300.0) -> None:
+        """Create the cluster as a copy of ``source`` (made by :meth:`backup` or :meth:`copy_stopped`),
+        listening on this server's host and port. Its roles, passwords and databases are the copy's:
+        ``password`` must be the superuser's password in the copy."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if any(self.data_dir.iterdir()):
+            raise PostgresError(f"{self.data_dir} is not empty")
+        self.data_dir.chmod(0o700)
+        self.log_file.touch()
+        self._chown(self.data_dir, self.log_file)
+        self._check_reachable()
+        self._run(["cp", "-a", f"{Path(source).absolute()}/.", str(self.data_dir)], what="copying", timeout=timeout)
+        # The source's lock files (its unix socket lives in its data directory) are not this server's.
+        for stale in [self.data_dir / "postmaster.pid", *self.data_dir.glob(".s.PGSQL.*")]:
+            stale.unlink(missing_ok=True)
+        socket_dir = str(self.data_dir) if len(str(self.data_dir)) <= _MAX_SOCKET_DIR else ""
+        conf = {
+            "listen_addresses": quote_literal(self.host),
+            "port": str(self.port),
+            "unix_socket_directories": quote_literal(socket_dir),
+        }
+        with (self.data_dir / "postgresql.conf").open("a") as handle:  # later lines win
+            handle.write("\n# localcloud.postgres: restored from a copy\n")
+            handle.writelines(f"{key} = {value}\n" for key, value in conf.items())
+
+    def _own_parent(self, target: Path) -> None:
+        if target.exists():
+            raise PostgresError(f"{target} exists")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._chown(target.parent)
+
     def postmaster_pid(self) -> Optional[int]:
         """The PID in ``postmaster.pid`` (the server's lock file), if there is one."""
         try:
@@ -345,7 +413,7 @@ class PostgresServer:
             for path in paths:
                 os.chown(path, self._os_user.pw_uid, self._os_user.pw_gid)
 
-    def _run(self, args: list, what: str, timeout: float = 120) -> None:
+    def _run(self, args: list, what: str, timeout: float = 120, env: Optional[Mapping[str, str]] = None) -> None:
         # Run from a directory the unprivileged user can read: initdb and pg_ctl check their cwd.
         result = subprocess.run(
             args,
@@ -354,7 +422,7 @@ class PostgresServer:
             check=False,
             cwd="/",
             timeout=timeout,
-            env=dict(os.environ, LC_ALL="C"),
+            env=dict(os.environ, LC_ALL="C", **(env or {})),
             **self._user_kwargs(),
         )
         if result.returncode != 0:

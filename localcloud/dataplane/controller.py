@@ -195,6 +195,7 @@ class DataPlane:
             password_source=password_source,
             hosts_file=self.hosts_file,
             mirror=rds.MotoRdsMirror(self.account_id) if self.emulator_in_process else None,
+            restore_source=rds.moto_restore_source(self.account_id) if self.emulator_in_process else rds.no_restore,
         )
         if self.load_balancer:
             self._start_load_balancer()
@@ -310,6 +311,7 @@ class DataPlane:
                 "evaluated": self.alarm_evaluator is not None,
                 "state_changes": self.alarm_evaluator.changes if self.alarm_evaluator else 0,
             },
+            "db_snapshots": self.rds.snapshot_status() if self.rds else [],
         }
 
     def write_status(self) -> None:

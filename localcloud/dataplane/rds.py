@@ -22,6 +22,10 @@ is kept). ``RebootDBInstance`` restarts the server for real (stop, start). Meanw
 instance's status in the API is ``rebooting``, then ``available`` again, and the restart is
 recorded as RDS events (``DescribeEvents``): see :class:`MotoRdsMirror`.
 
+Snapshots are real copies: ``CreateDBSnapshot`` and the final snapshot of ``DeleteDBInstance``
+copy the cluster, ``RestoreDBInstanceFromDBSnapshot`` starts the new instance's server on a copy of
+it, ``DeleteDBSnapshot`` removes the copy (see ``rds_snapshots.py``).
+
 The master password: RDS never returns it (``DescribeDBInstances`` has no such field), and
 neither does the emulator. When the instance manages it in Secrets Manager
 (``ManageMasterUserPassword``), it is read from the secret through the API, as on AWS. Otherwise
@@ -44,6 +48,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from localcloud.dataplane.hosts import DATABASE_NETWORK, AddressPool, port_is_free, write_hosts
+from localcloud.dataplane.rds_snapshots import SnapshotStore
 from localcloud.postgres import PostgresServer
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,7 @@ POSTGRES_ENGINES = ("postgres",)
 STOPPED_STATES = ("stopped", "stopping")
 RESTART_TIMEOUT = 60.0  # how long a restart is retried before the instance is failed
 PasswordSource = Callable[[str, str], "str | None"]  # (region, identifier) -> master password
+RestoreSource = Callable[[str, str], "str | None"]  # (region, identifier) -> the snapshot it was restored from
 
 
 def moto_master_password(account_id: str) -> PasswordSource:
@@ -70,6 +76,22 @@ def moto_master_password(account_id: str) -> PasswordSource:
         return getattr(database, "_master_user_password", None) if database is not None else None
 
     return read
+
+
+def moto_restore_source(account_id: str) -> RestoreSource:
+    """The snapshot an instance was restored from, as the patch ``rds_snapshots`` records it (the API
+    does not say, on AWS neither)."""
+
+    def read(region: str, identifier: str) -> str | None:
+        from localcloud.patches.rds_snapshots import RESTORED
+
+        return RESTORED.get((account_id, region, identifier))
+
+    return read
+
+
+def no_restore(region: str, identifier: str) -> None:  # noqa: ARG001 - the RestoreSource signature
+    return None
 
 
 class MotoRdsMirror:
@@ -103,6 +125,14 @@ class MotoRdsMirror:
         database = self._database(region, identifier)
         if database is not None:
             database.add_event(event_type)
+
+    def snapshot_status(self, region: str, snapshot: str, status: str) -> None:
+        """A snapshot ``creating`` becomes ``status`` (available, or failed) once its copy is made."""
+        from moto.rds.models import rds_backends
+
+        found = rds_backends[self.account_id][region].database_snapshots.get(snapshot)
+        if found is not None and found.status == "creating":
+            found.status = status
 
     def close(self) -> None:
         if self._open:
@@ -181,6 +211,7 @@ class RdsPlane:
         password_source: PasswordSource,
         hosts_file: Path,
         mirror: MotoRdsMirror | None = None,
+        restore_source: RestoreSource = no_restore,
         addresses: AddressPool | None = None,
         settings: dict[str, str] | None = None,
         os_user: str = "postgres",
@@ -191,6 +222,7 @@ class RdsPlane:
         self.password_source = password_source
         self.hosts_file = Path(hosts_file)
         self.mirror = mirror
+        self.restore_source = restore_source
         self.settings = settings or {}
         self.os_user = os_user
         self.databases: dict[tuple[str, str], LocalDatabase] = {}
@@ -199,6 +231,7 @@ class RdsPlane:
         self._hosts: dict[str, str] | None = None
         self.root.mkdir(parents=True, exist_ok=True)
         _traversable(self.root)
+        self.snapshots = SnapshotStore(self.root)
 
     # ---- reading the API
 
@@ -233,6 +266,7 @@ class RdsPlane:
                 key = (region, instance["DBInstanceIdentifier"])
                 seen.add(key)
                 self._follow(region, instance, read_at)
+            self._follow_snapshots(region, {key[1] for key in seen if key[0] == region})
         for key, database in list(self.databases.items()):
             if key in seen or database.busy:
                 continue
@@ -268,13 +302,53 @@ class RdsPlane:
             return
         wanted_stopped = wanted_status in STOPPED_STATES
         if database.state == "creating":
-            database.job = self._pool.submit(self._create, database, password, not wanted_stopped)
+            snapshot = self.restore_source(region, database.identifier)  # None: an empty database
+            create = (self._restore, database, snapshot) if snapshot else (self._create, database)
+            database.job = self._pool.submit(*create, password, not wanted_stopped)
         elif wanted_stopped and database.state == "available":
             database.job = self._pool.submit(self._stop, database)
         elif not wanted_stopped and database.state == "stopped":
             database.job = self._pool.submit(self._start, database)
         elif database.state == "available" and password and _digest(password) != database.password_digest:
             database.job = self._pool.submit(self._rotate, database, password)
+
+    def _read_snapshots(self, region: str, identifier: str | None = None) -> list[dict] | None:
+        try:
+            rds = self.clients("rds", region)
+            args = {"DBInstanceIdentifier": identifier} if identifier else {}
+            pages = rds.get_paginator("describe_db_snapshots").paginate(**args)
+            return [s for page in pages for s in page["DBSnapshots"]]
+        except Exception as exc:  # noqa: BLE001 - a failed read changes nothing this round
+            log.warning("reading the DB snapshots of %s failed: %s", region, exc)
+            return None
+
+    def _pending(self, region: str, snapshots: list[dict], identifier: str) -> list[str]:
+        """The manual snapshots of ``identifier`` whose copy is still to make."""
+        return [
+            s["DBSnapshotIdentifier"]
+            for s in snapshots
+            if s.get("DBInstanceIdentifier") == identifier
+            and s.get("SnapshotType") == "manual"
+            and (s.get("Status") == "creating" or self.mirror is None)
+            and not self.snapshots.complete(region, s["DBSnapshotIdentifier"])
+        ]
+
+    def _follow_snapshots(self, region: str, live: set[str]) -> None:
+        """Copy the snapshots of running or stopped instances (a deleted one's final snapshot: see
+        :meth:`_delete`); remove the copies of deleted snapshots."""
+        has_local = any(key[0] == region for key in self.databases) or (self.snapshots.root / region).is_dir()
+        snapshots = self._read_snapshots(region) if has_local else None
+        if snapshots is None:
+            return
+        self.snapshots.prune(region, {s["DBSnapshotIdentifier"] for s in snapshots})
+        for (db_region, identifier), database in self.databases.items():
+            if db_region != region or identifier not in live or database.busy:
+                continue
+            if database.state not in ("available", "stopped"):
+                continue
+            pending = self._pending(region, snapshots, identifier)
+            if pending:
+                database.job = self._pool.submit(self._snapshot, database, pending, database.state == "available")
 
     def _allocate(self, region: str, instance: dict) -> LocalDatabase | None:
         endpoint = instance.get("Endpoint") or {}
@@ -369,6 +443,49 @@ class RdsPlane:
             log.exception("creating the server of %s failed", database.identifier)
             database.state, database.error = "failed", str(exc)[-2000:]
 
+    def _restore(self, database: LocalDatabase, snapshot: str, password: str | None, start: bool) -> None:
+        """The new instance's server on a copy of the snapshot's cluster (its rows, roles, passwords)."""
+        try:
+            if not self.snapshots.complete(database.region, snapshot):
+                raise RuntimeError(f"the snapshot {snapshot} has no copy of its data (taken with no data plane?)")
+            # The copy's master password; moto gives the restored instance the snapshot's too.
+            known = self.snapshots.password(database.region, snapshot) or password
+            if database.directory.exists():
+                shutil.rmtree(database.directory)
+            database.directory.mkdir(parents=True)
+            for path in (database.directory.parent, database.directory):
+                _traversable(path)
+            database.server = PostgresServer(
+                database.data_dir,
+                database.port,
+                host=database.ip,
+                superuser=database.master_username,
+                password=known,
+                dbname=database.db_name,
+                settings=self.settings,
+                os_user=self.os_user,
+            )
+            database.server.init_from_copy(self.snapshots.data(database.region, snapshot))
+            database.password_digest = _digest(known) if known else None
+            if start:
+                _bring_up(database.server)
+            database.state = "available" if start else "stopped"
+            log.info("%s restored from the snapshot %s", database.identifier, snapshot)
+        except Exception as exc:  # noqa: BLE001 - shown by status; the instance stays failed
+            log.exception("restoring %s from %s failed", database.identifier, snapshot)
+            database.state, database.error = "failed", str(exc)[-2000:]
+
+    def _snapshot(self, database: LocalDatabase, snapshots: list[str], running: bool) -> None:
+        for snapshot in snapshots:
+            try:
+                self.snapshots.take(database.region, snapshot, database, running=running)
+                status = "available"
+            except Exception:  # noqa: BLE001 - the snapshot fails, the instance goes on
+                log.exception("copying %s for the snapshot %s failed", database.identifier, snapshot)
+                status = "failed"
+            if self.mirror is not None:
+                self.mirror.snapshot_status(database.region, snapshot, status)
+
     def _start(self, database: LocalDatabase) -> None:
         try:
             _bring_up(database.server)
@@ -419,6 +536,12 @@ class RdsPlane:
     def _delete(self, database: LocalDatabase) -> None:
         if database.server is not None:
             _stop_quietly(database.server)
+        # The final snapshot (DeleteDBInstance): a copy of the stopped cluster, before it goes.
+        pending = self._pending(
+            database.region, self._read_snapshots(database.region, database.identifier) or [], database.identifier
+        )
+        if pending:
+            self._snapshot(database, pending, running=False)
         shutil.rmtree(database.directory, ignore_errors=True)
         self.addresses.release(database.ip)
 
@@ -426,6 +549,10 @@ class RdsPlane:
 
     def status(self) -> list[dict]:
         return [d.status() for d in sorted(self.databases.values(), key=lambda d: d.identifier)]
+
+    def snapshot_status(self) -> list[dict]:
+        """The snapshots' copies (``localcloud status``)."""
+        return self.snapshots.copies()
 
     def shutdown(self, timeout: float = 60.0) -> None:
         """Stop every server (their data is removed with the state dir's next start)."""

@@ -42,6 +42,7 @@ from localcloud.harness import (
     healthy_targets,
     provisioned_cloud,
     request,
+    serve_v1,
     set_listener_weights,
     wait_for,
 )
@@ -699,6 +700,66 @@ def test_a_killed_database_postmaster_is_restarted_and_keeps_every_acknowledged_
     assert len(acknowledged) >= 0.25 * WRITE_RATE * (outcomes[-1].done - outcomes[0].sent), "the load fell behind"
     assert present == len(acknowledged), f"{len(acknowledged) - present} acknowledged writes lost"
     assert [e["Message"] for e in events][-1] == "DB instance restarted", events
+
+
+# -- data that survives teardown: the final snapshot, restored ---------------------------------------
+
+SNAPSHOT_ITEMS = 25
+
+
+def test_items_survive_a_teardown_that_keeps_the_final_snapshot_and_a_provision_that_restores_it(cloud):
+    """Write items through the ALB, tear the environment down keeping the final snapshot (a real copy of
+    the database), provision it again from that snapshot, and read every item back through the ALB.
+    Leaves the cloud as provisioned_cloud() does: blue serving v1 on two tasks, green none."""
+    restore_blue(cloud)
+    ensure_serving(cloud, "green", 0)
+    ensure_serving(cloud, "blue", 2)
+    started = time.monotonic()
+    written: dict[int, str] = {}
+    for i in range(SNAPSHOT_ITEMS):
+        name = f"kept item {i} {uuid.uuid4().hex[:8]}"
+        status, item, _ = request("POST", f"{cloud.https}/items", {"name": name})
+        assert status == 201, item
+        written[item["id"]] = name
+    rds = cloud.client("rds")
+
+    teardown = cloud.playbook("teardown", "-e", '{"rds_skip_final_snapshot": false}')
+    assert teardown.returncode == 0, teardown.tail()
+    assert "DB snapshots kept on purpose" in " ".join(teardown.output.split()), teardown.tail()
+    (final,) = rds.describe_db_snapshots(DBInstanceIdentifier=f"{PREFIX}-db", SnapshotType="manual")["DBSnapshots"]
+    assert final["DBSnapshotIdentifier"].startswith(f"{PREFIX}-db-final-"), final
+    wait_for(lambda: not cloud.status()["databases"], timeout=30, interval=0.5, what="the database's server gone")
+    torn_down = time.monotonic() - started
+
+    run = cloud.playbook("provision", "-e", "rds_restore_from_snapshot=latest")
+    assert run.returncode == 0, run.tail()
+    assert f"PostgreSQL instance from {final['DBSnapshotIdentifier']}" in run.output, run.tail()
+    serve_v1(cloud)
+    restored = time.monotonic() - started
+
+    present = 0
+    for item_id, name in written.items():
+        status, item, _ = request("GET", f"{cloud.https}/items/{item_id}")
+        present += status == 200 and item["name"] == name
+    (copy,) = [c for c in cloud.status()["db_snapshots"] if c["snapshot"] == final["DBSnapshotIdentifier"]]
+    # The new environment writes too (the app logs in with the password provision set after the restore).
+    status, item, _ = request("POST", f"{cloud.https}/items", {"name": "after the restore"})
+    record(
+        snapshot_items_written=len(written),
+        snapshot_items_present=present,
+        snapshot_teardown_seconds=round(torn_down, 1),
+        snapshot_round_trip_seconds=round(restored, 1),
+    )
+    print(
+        f"\nteardown keeping the final snapshot ({copy['method']}), provision restoring it: {present} of "
+        f"{len(written)} items read back through the ALB; torn down after {torn_down:.0f} s, serving again "
+        f"after {restored:.0f} s"
+    )
+    assert present == len(written), f"{len(written) - present} items lost in the snapshot round trip"
+    assert status == 201 and item["id"] > max(written), item
+
+    rds.delete_db_snapshot(DBSnapshotIdentifier=final["DBSnapshotIdentifier"])
+    wait_for(lambda: not cloud.status()["db_snapshots"], timeout=15, interval=0.5, what="the snapshot's copy removed")
 
 
 # -- 5. a container health check that cannot pass --------------------------------------------------

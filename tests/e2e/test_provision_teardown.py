@@ -202,14 +202,31 @@ def test_teardown_leaves_nothing_and_a_second_teardown_changes_nothing(provision
     with pytest.raises(botocore.exceptions.ClientError, match="OperationNotPermitted"):
         elbv2.delete_load_balancer(LoadBalancerArn=arn)
 
-    run = run_playbook(api, "teardown")
+    # As in inventories/prod: a final snapshot (inventories/local skips it).
+    run = run_playbook(api, "teardown", "-e", '{"rds_skip_final_snapshot": false}')
     assert run.returncode == 0, run.tail()
-    assert f"Nothing tagged for {PREFIX} is left" in run.stdout
+    assert f"Nothing tagged for {PREFIX} is left, but the DB snapshots kept on purpose" in " ".join(run.stdout.split())
     assert live_resources(api) == {}
+    (final,) = kept_snapshots(api)
+    assert final.startswith(f"{PREFIX}-db-final-"), final
 
+    # Snapshots are deleted only when asked: not by a teardown that takes no final snapshot ...
     again = run_playbook(api, "teardown")
     assert again.returncode == 0, again.tail()
     assert again.changed == 0, again.tail()
+    assert kept_snapshots(api) == [final]
+    assert final in again.stdout, again.tail()
+    # ... but by one told to (rds_delete_snapshots), which then leaves nothing at all.
+    gone = run_playbook(api, "teardown", "-e", '{"rds_delete_snapshots": true}')
+    assert gone.returncode == 0, gone.tail()
+    assert gone.changed == 1, gone.tail()
+    assert kept_snapshots(api) == []
+    assert f"Nothing tagged for {PREFIX} is left." in gone.stdout, gone.tail()
+
+
+def kept_snapshots(api) -> list[str]:
+    found = api.client("rds").describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
+    return [s["DBSnapshotIdentifier"] for s in found]
 
 
 def test_teardown_after_a_provision_killed_midway_leaves_nothing(empty):
