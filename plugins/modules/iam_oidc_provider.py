@@ -9,7 +9,7 @@
 DOCUMENTATION = r"""
 ---
 module: iam_oidc_provider
-version_added: 0.2.0
+version_added: 0.1.0
 short_description: An IAM OpenID Connect identity provider (such as GitHub Actions'), found by its URL
 description:
   - Creates, converges or deletes one IAM OpenID Connect (OIDC) identity provider, the account-wide object that
@@ -36,6 +36,12 @@ options:
       - Required with O(state=present) for a new provider; left as they are on an existing one when not given.
     type: list
     elements: str
+  purge_client_ids:
+    description:
+      - Whether audiences not in O(client_ids) are removed. V(false) adds what is missing and keeps the rest, for
+        a provider that other roles or tools share.
+    type: bool
+    default: true
   thumbprints:
     description:
       - SHA-1 fingerprints (40 hexadecimal digits) of the issuer's certificates.
@@ -303,11 +309,14 @@ class Converger:
                 self.changes.append(f"add audience {client_id}")
                 if self.writing:
                     add_client_id(self.client, arn, client_id)
-            for client_id in [c for c in before["client_ids"] if c not in wanted]:
-                self.changes.append(f"remove audience {client_id}")
-                if self.writing:
-                    remove_client_id(self.client, arn, client_id)
-            after["client_ids"] = list(dict.fromkeys(wanted))
+            kept = [c for c in before["client_ids"] if c not in wanted]
+            if self.params["purge_client_ids"]:
+                for client_id in kept:
+                    self.changes.append(f"remove audience {client_id}")
+                    if self.writing:
+                        remove_client_id(self.client, arn, client_id)
+                kept = []
+            after["client_ids"] = list(dict.fromkeys(kept + list(wanted)))
         thumbprints = self.params["thumbprints"]
         if thumbprints is not None:
             thumbprints = [t.lower() for t in thumbprints]
@@ -349,6 +358,7 @@ def main() -> None:
         argument_spec=dict(
             url=dict(type="str", required=True),
             client_ids=dict(type="list", elements="str"),
+            purge_client_ids=dict(type="bool", default=True),
             thumbprints=dict(type="list", elements="str", no_log=False),
             tags=dict(type="dict"),
             purge_tags=dict(type="bool", default=True),

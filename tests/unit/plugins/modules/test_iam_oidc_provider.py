@@ -242,3 +242,13 @@ def test_a_failing_call_fails_naming_the_provider(iam, capsys):
     iam.fail["create_open_id_connect_provider"] = "LimitExceeded"
     result = run(capsys, **PRESENT)
     assert result["failed"] and result["msg"].startswith(URL) and "create the OIDC provider" in result["msg"]
+
+
+def test_shared_audiences_are_kept_without_purge(iam, capsys):
+    arn = iam.add(client_ids=["sigstore"])
+    result = run(capsys, purge_client_ids=False, **PRESENT)
+    assert result["changes"] == ["add audience sts.amazonaws.com"] and iam.writes() == [
+        "add_client_id_to_open_id_connect_provider"
+    ]
+    assert iam.providers[arn]["ClientIDList"] == ["sigstore", "sts.amazonaws.com"]
+    assert result["client_ids"] == ["sigstore", "sts.amazonaws.com"]
