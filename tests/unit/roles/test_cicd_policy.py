@@ -201,14 +201,14 @@ def documents(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    ("action", "resource", "context"), NEEDED, ids=[f"{a} {r.rsplit(':', 1)[-1]}" for a, r, _ in NEEDED]
+    ("action", "resource", "context"), NEEDED, ids=[f"{case[0]} {case[1].rsplit(':', 1)[-1]}" for case in NEEDED]
 )
 def test_what_the_playbooks_call_is_allowed(documents, action, resource, context):
     assert allowed(documents["policy"], action, resource, context)
 
 
 @pytest.mark.parametrize(
-    ("action", "resource", "context"), FORBIDDEN, ids=[f"{a} {r.rsplit(':', 1)[-1]}" for a, r, _ in FORBIDDEN]
+    ("action", "resource", "context"), FORBIDDEN, ids=[f"{case[0]} {case[1].rsplit(':', 1)[-1]}" for case in FORBIDDEN]
 )
 def test_nothing_else_is_allowed(documents, action, resource, context):
     assert not allowed(documents["policy"], action, resource, context)
