@@ -26,6 +26,11 @@ LOCK := requirements-lock.txt
 LOCK_INPUTS := requirements-dev.txt app/requirements.txt app/requirements-test.txt
 LOCK_COMPILE = uv pip compile --quiet $(LOCK_INPUTS) --python-version 3.11 \
 	--python-platform x86_64-unknown-linux-gnu --custom-compile-command "make lock"
+# The app's image installs app/requirements.txt from its own lock, with every distribution's hash
+# (pip install --require-hashes in app/Dockerfile), for the image's Python (3.11) and platform.
+APP_LOCK := app/requirements-lock.txt
+APP_LOCK_COMPILE = uv pip compile --quiet app/requirements.txt --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-unknown-linux-gnu --custom-compile-command "make lock"
 
 $(VENV)/.installed: $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,14 +41,19 @@ venv: $(VENV)/.installed  ## create the virtualenv from requirements-lock.txt
 
 lock: venv  ## re-pin after editing a requirements file (keeps every pin that still fits)
 	$(LOCK_COMPILE) --output-file $(LOCK)
+	$(APP_LOCK_COMPILE) --output-file $(APP_LOCK)
 
 lock-upgrade: venv  ## re-pin everything to the newest versions the requirements files allow
 	$(LOCK_COMPILE) --upgrade --output-file $(LOCK)
+	$(APP_LOCK_COMPILE) --output-file $(APP_LOCK)
 
 lock-check: venv  ## requirements-lock.txt is what `make lock` would write (PyPI, no upgrade)
 	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; cp $(LOCK) "$$tmp/lock.txt"; \
 	$(LOCK_COMPILE) --output-file "$$tmp/lock.txt" && diff -u $(LOCK) "$$tmp/lock.txt" \
 	  || { echo "$(LOCK) does not match the requirements files: run make lock and commit it" >&2; exit 1; }
+	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; cp $(APP_LOCK) "$$tmp/lock.txt"; \
+	$(APP_LOCK_COMPILE) --output-file "$$tmp/lock.txt" && diff -u $(APP_LOCK) "$$tmp/lock.txt" \
+	  || { echo "$(APP_LOCK) does not match app/requirements.txt: run make lock and commit it" >&2; exit 1; }
 
 package: lock-check  ## build the tarball, install it, run it by name from there; declared = tested
 	python -m pytest tests/packaging $(PYTEST_ARGS)

@@ -1,6 +1,8 @@
 """The Dockerfile cannot be built here (no Docker engine), so its contract is checked instead:
-what it copies exists, it runs as non-root, its dependencies are pinned, and its entry point and
-health check commands, run exactly as written, start the app and report it healthy."""
+what it copies exists, it runs as non-root, its base image is pinned by digest, its dependencies are
+installed by hash from a lock that matches requirements.txt, the final stage has no build tools, and
+its entry point and health check commands, run exactly as written, start the app and report it
+healthy."""
 
 from __future__ import annotations
 
@@ -23,8 +25,8 @@ HEALTHCHECK_COMMAND = ["python", "-m", "items_api.healthcheck"]
 START_COMMAND = ["gunicorn", "-c", "gunicorn.conf.py", "items_api:create_app()"]
 
 
-def instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
+def all_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs of every stage, with continuation lines joined and comments dropped."""
     text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
     parsed = []
     for raw in text.splitlines():
@@ -33,6 +35,22 @@ def instructions() -> list[tuple[str, str]]:
             keyword, _, rest = line.partition(" ")
             parsed.append((keyword.upper(), rest.strip()))
     return parsed
+
+
+def stages() -> list[list[tuple[str, str]]]:
+    """The instructions of each stage (from its FROM on); global ARGs before the first FROM are left out."""
+    found: list[list[tuple[str, str]]] = []
+    for key, rest in all_instructions():
+        if key == "FROM":
+            found.append([])
+        if found:
+            found[-1].append((key, rest))
+    return found
+
+
+def instructions() -> list[tuple[str, str]]:
+    """The final stage's instructions: what the image is."""
+    return stages()[-1]
 
 
 def single(keyword: str) -> str:
@@ -47,10 +65,26 @@ def exec_form(arguments: str) -> list[str]:
     return command
 
 
-def test_base_image_is_slim_python():
-    arg = next(rest for key, rest in instructions() if key == "ARG" and rest.startswith("PYTHON_IMAGE="))
-    assert re.fullmatch(r"PYTHON_IMAGE=python:3\.\d+(\.\d+)?-slim(-\w+)?(@sha256:[0-9a-f]{64})?", arg)
-    assert single("FROM") == "${PYTHON_IMAGE}"
+def test_base_image_is_slim_python_pinned_by_digest_with_its_tag_in_a_comment():
+    arg = next(rest for key, rest in all_instructions() if key == "ARG" and rest.startswith("PYTHON_IMAGE="))
+    match = re.fullmatch(r"PYTHON_IMAGE=(python:3\.\d+(\.\d+)?-slim(-\w+)?)@sha256:[0-9a-f]{64}", arg)
+    assert match, arg
+    lines = DOCKERFILE.read_text().splitlines()
+    assert lines[lines.index(f"ARG {arg}") - 1] == f"# {match.group(1)}"
+    assert [rest for _stage in stages() for key, rest in _stage[:1] if key == "FROM"] == [
+        "${PYTHON_IMAGE} AS build",
+        "${PYTHON_IMAGE}",
+    ]
+
+
+def test_the_final_stage_has_the_virtualenv_and_no_build_tools():
+    copies = [rest for key, rest in instructions() if key == "COPY"]
+    assert "--from=build /venv /venv" in copies
+    runs = " ".join(rest for key, rest in instructions() if key == "RUN")
+    for tool in ("pip install", "apt-get", "gcc", "build-essential", "curl"):
+        assert tool not in runs, tool
+    env = dict(pair.split("=", 1) for key, rest in instructions() if key == "ENV" for pair in shlex.split(rest))
+    assert env["PATH"].split(":")[0] == "/venv/bin"
 
 
 def test_runs_as_a_non_root_user():
@@ -78,13 +112,17 @@ def test_health_check_is_the_python_liveness_probe():
 
 
 def test_everything_copied_exists_and_tests_stay_out_of_the_image():
-    copies = [rest.split() for key, rest in instructions() if key == "COPY"]
+    copies = [rest.split() for key, rest in all_instructions() if key == "COPY" and "--from=" not in rest]
     for *sources, _destination in copies:
         for source in sources:
             if not source.startswith("--"):
                 assert (APP_DIR / source).exists(), source
     ignored = (APP_DIR / ".dockerignore").read_text().split()
     assert "*" in ignored
+    # What the build context admits is what the COPY instructions take.
+    admitted = {line[1:].rstrip("/") for line in ignored if line.startswith("!")}
+    copied = {Path(source).name for *sources, _ in copies for source in sources if not source.startswith("--")}
+    assert admitted == copied
     assert not any(line.startswith("!tests") for line in ignored)
 
 
@@ -99,8 +137,25 @@ def test_runtime_dependencies_are_pinned_and_installed():
         assert re.fullmatch(r"[A-Za-z0-9_.\[\]-]+==[0-9][0-9A-Za-z.+-]*", requirement), requirement
     names = {re.split(r"[=\[]", r)[0].lower().replace("_", "-") for r in requirements}
     assert {"flask", "gunicorn", "psycopg", "psycopg-binary", "psycopg-pool", "boto3"} <= names
-    runs = " ".join(rest for key, rest in instructions() if key == "RUN")
-    assert "pip install --no-deps -r requirements.txt" in runs
+    runs = " ".join(rest for key, rest in stages()[0] if key == "RUN")
+    assert "--require-hashes" in runs and "--no-deps" in runs and "--only-binary :all:" in runs
+    assert "-r /tmp/requirements-lock.txt" in runs
+
+
+def test_the_hashed_lock_pins_exactly_the_requirements_each_with_hashes():
+    lock = (APP_DIR / "requirements-lock.txt").read_text()
+    entries = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\\n((?:\s+--hash=sha256:[0-9a-f]{64}(?: \\)?\n)+)", lock, re.M)
+    locked = {name.lower().replace("_", "-"): version for name, version, _hashes in entries}
+    pinned = {}
+    for line in (APP_DIR / "requirements.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.strip().partition("==")
+            pinned[name.lower().replace("_", "-")] = version
+    assert locked == pinned
+    assert all(hashes.count("--hash=sha256:") >= 1 for _name, _version, hashes in entries)
+    # Nothing in the lock without a hash (pip --require-hashes would refuse the whole install).
+    requirement_lines = [line for line in lock.splitlines() if re.match(r"^[A-Za-z0-9_.-]+==", line)]
+    assert len(requirement_lines) == len(entries)
 
 
 @pytest.mark.slow
