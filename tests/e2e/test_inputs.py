@@ -75,6 +75,12 @@ WRONG: dict[str, object] = {
     "network_db_port": 70000,
     "network_tasks_https_egress_cidrs": ["10.0.0.1/33"],
     "network_delete_timeout": -5,
+    "network_app_subnets_private": NOT_A_BOOL,
+    "network_app_subnet_cidrs": ["10.0.21.0/24", "nonsense"],
+    "network_nat_gateways": "two",
+    "network_vpc_endpoints": NOT_A_BOOL,
+    "network_vpc_endpoint_services": ["s3"],
+    "network_region": "mars-north-1x",
     # secrets
     "secrets_state": "gone",
     "secrets_name_prefix": "Bad_Prefix",
@@ -135,6 +141,8 @@ WRONG: dict[str, object] = {
     "alb_alarm_period": 45,
     "alb_alarm_evaluation_periods": 0,
     "alb_alarm_actions": ["not-an-arn"],
+    "alb_waf_enabled": NOT_A_BOOL,
+    "alb_waf_rate_limit": 5,
     # rds
     "rds_state": "gone",
     "rds_name_prefix": "Bad_Prefix",

@@ -141,7 +141,7 @@ def test_the_production_profile_serves_from_private_subnets_re_runs_clean_and_le
     check_waf(cloud)
 
     # The local data plane routes to tasks by their private addresses: v1 serves through the ALB.
-    cloud.cli("publish", "v1", "--redeploy", "--repository", f"{PREFIX}-app")
+    cloud.cli("publish", "v1", "--redeploy")  # the only repository of this cloud
     wait_for(lambda: healthy_blue(cloud) >= 2, timeout=300, what="blue's 2 healthy targets")
     wait_for(lambda: request("GET", f"{cloud.https}/health")[0] == 200, timeout=60, what="/health through the ALB")
     check_tasks(cloud, app_subnets)
