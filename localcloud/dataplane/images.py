@@ -182,25 +182,67 @@ def _instructions(text: str) -> Iterator[tuple[str, str]]:
         yield word.upper(), rest.strip()
 
 
+def _copied(rest: str, workdir: str, copies: dict[str, str]) -> None:
+    """Note where ``COPY SRC... DEST`` puts each file of the build context (not ``--from`` a stage)."""
+    try:
+        tokens = shlex.split(rest)
+    except ValueError:
+        return
+    if any(token.startswith("--from") for token in tokens):
+        return
+    paths = [token for token in tokens if not token.startswith("--")]
+    if len(paths) < 2:
+        return
+    *sources, dest = paths
+    dest = dest if dest.startswith("/") else os.path.join(workdir, dest)
+    for source in sources:
+        inside = os.path.join(dest, os.path.basename(source)) if dest.endswith("/") or len(sources) > 1 else dest
+        copies[os.path.normpath(inside)] = os.path.normpath(source)
+
+
+def _pip_requirements(rest: str, workdir: str, copies: dict[str, str]) -> tuple[list[str], bool]:
+    """The requirements files a ``RUN ... pip install -r`` installs, as paths in the build context, and
+    whether with ``--no-deps``."""
+    requirements: list[str] = []
+    no_deps = False
+    for command in re.split(r"&&|;", rest):
+        if "install" not in command:
+            continue
+        try:
+            tokens = shlex.split(command)
+        except ValueError:
+            continue
+        for n, token in enumerate(tokens):
+            named = None
+            if token in ("-r", "--requirement") and n + 1 < len(tokens):
+                named = tokens[n + 1]
+            elif token.startswith("--requirement="):
+                named = token.split("=", 1)[1]
+            if named is not None:
+                in_image = os.path.normpath(named if named.startswith("/") else os.path.join(workdir, named))
+                requirements.append(copies.get(in_image, named))
+        no_deps = no_deps or "--no-deps" in tokens
+    return requirements, no_deps
+
+
 def parse_dockerfile(text: str) -> Dockerfile:
+    """What the local cloud reads of a Dockerfile: the requirements files its ``RUN pip install -r``
+    installs (as paths in the build context, through the ``COPY`` that put them there), whether with
+    ``--no-deps``, and its ``CMD``."""
     requirements: list[str] = []
     no_deps = False
     cmd: tuple[str, ...] = ()
+    copies: dict[str, str] = {}  # path in the image -> path in the build context
+    workdir = "/"
     for word, rest in _instructions(text):
-        if word == "RUN" and re.search(r"\bpip3?\b.*\binstall\b|-m pip install", rest):
-            for command in re.split(r"&&|;", rest):
-                if "install" not in command:
-                    continue
-                try:
-                    tokens = shlex.split(command)
-                except ValueError:
-                    continue
-                for n, token in enumerate(tokens):
-                    if token in ("-r", "--requirement") and n + 1 < len(tokens):
-                        requirements.append(tokens[n + 1])
-                    elif token.startswith("--requirement="):
-                        requirements.append(token.split("=", 1)[1])
-                no_deps = no_deps or "--no-deps" in tokens
+        if word == "WORKDIR":
+            workdir = rest if rest.startswith("/") else os.path.join(workdir, rest)
+        elif word in ("COPY", "ADD"):
+            _copied(rest, workdir, copies)
+        elif word == "RUN" and re.search(r"\bpip3?\b.*\binstall\b|-m pip install", rest):
+            installed, without_deps = _pip_requirements(rest, workdir, copies)
+            requirements += installed
+            no_deps = no_deps or without_deps
         elif word == "CMD":
             try:
                 parsed = json.loads(rest)

@@ -62,7 +62,7 @@ def test_the_snapshot_is_what_dockerignore_lets_in_and_the_digest_follows_every_
     (context / "items_api" / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"\0cache")
     (context / "notes.txt").write_text("not in the image")
     files = context_files(context)
-    assert "Dockerfile" in files and "requirements.txt" in files and "items_api/views.py" in files
+    assert "Dockerfile" in files and "requirements-lock.txt" in files and "items_api/views.py" in files
     assert not [f for f in files if f.startswith("tests/") or "__pycache__" in f or f in ("README.md", "notes.txt")]
     digest, size = content_digest(context, files)
     assert size == sum((context / f).stat().st_size for f in files)
@@ -83,13 +83,21 @@ def test_the_snapshot_is_what_dockerignore_lets_in_and_the_digest_follows_every_
 
 def test_the_dockerfile_says_which_requirements_and_which_command():
     parsed = parse_dockerfile((REPO / "app" / "Dockerfile").read_text())
-    assert parsed.requirements == ("requirements.txt",) and parsed.no_deps
+    # COPY requirements-lock.txt /tmp/requirements-lock.txt, then pip install -r /tmp/requirements-lock.txt
+    assert parsed.requirements == ("requirements-lock.txt",) and parsed.no_deps
     assert parsed.cmd == ("gunicorn", "-c", "gunicorn.conf.py", "items_api:create_app()")
     other = parse_dockerfile(
         "FROM python\nRUN pip install \\\n    -r base.txt && pip install --requirement=extra.txt\nCMD python -m app\n"
     )
     assert other.requirements == ("base.txt", "extra.txt") and not other.no_deps
     assert other.cmd == ("/bin/sh", "-c", "python -m app")
+    # Through COPY (into a directory, or relative to WORKDIR); a COPY --from another stage is not the context's.
+    copied = parse_dockerfile(
+        "FROM python AS build\nWORKDIR /src\nCOPY deps/base.txt reqs/\nCOPY --chown=1:1 extra.txt /opt/x.txt\n"
+        "COPY --from=other /out.txt /out.txt\n"
+        'RUN pip install -r reqs/base.txt -r /opt/x.txt -r /out.txt\nCMD ["python", "-m", "app"]\n'
+    )
+    assert copied.requirements == ("deps/base.txt", "extra.txt", "/out.txt")
 
 
 # -- publishing ---------------------------------------------------------------------------------------
@@ -158,7 +166,7 @@ def test_an_immutable_repository_refuses_another_image_under_an_existing_tag(clo
         ("no-dockerfile", "has no Dockerfile"),
         ("no-app", "the app module items_api that the Dockerfile's CMD"),
         ("no-gunicorn-config", "the gunicorn config gunicorn.conf.py that CMD names is not in the image"),
-        ("requirements-left-out", "the Dockerfile installs requirements.txt, which is not in the image"),
+        ("requirements-left-out", "the Dockerfile installs requirements-lock.txt, which is not in the image"),
         ("no-cmd", "the Dockerfile has no CMD"),
         ("not-a-directory", "is not a directory"),
         ("tag:.v1", "'.v1' is not a valid image tag"),
@@ -179,7 +187,7 @@ def test_bad_input_is_a_clear_error_and_nothing_is_published(cloud, tmp_path, ca
     elif case == "no-gunicorn-config":
         (context / "gunicorn.conf.py").unlink()
     elif case == "requirements-left-out":
-        (context / ".dockerignore").write_text((context / ".dockerignore").read_text() + "requirements.txt\n")
+        (context / ".dockerignore").write_text((context / ".dockerignore").read_text() + "requirements-lock.txt\n")
     elif case == "no-cmd":
         dockerfile = context / "Dockerfile"
         dockerfile.write_text("\n".join(li for li in dockerfile.read_text().splitlines() if not li.startswith("CMD")))
@@ -230,7 +238,7 @@ def test_a_task_runs_its_images_snapshot_with_the_images_venv_and_the_collector_
     assert task.image.root == layer_dir and task.image.layer_digest == f"sha256:{published.layer}"
     with open(f"/proc/{task.pid}/cwd/items_api/views.py") as running_code:  # the process runs in the snapshot
         assert marker in running_code.read()
-    # With the image's own dependencies: its venv has what requirements.txt pins and nothing else.
+    # With the image's own dependencies: its venv has what requirements-lock.txt pins and nothing else.
     venv = task.image.venv
     assert ImageStore(Path(cloud.state_dir)).venv_kind(venv) == "linked"  # the checkout's requirements: linked
     site = next(venv.glob("lib/python*/site-packages"))
@@ -272,7 +280,7 @@ def test_old_snapshots_go_when_no_image_uses_them(cloud, tmp_path):
 
 def test_a_new_requirements_set_gets_its_own_venv_built_once_by_pip(cloud, tmp_path):
     context = app_copy(tmp_path, "deps")
-    (context / "requirements.txt").write_text("six==1.17.0\n")  # not the checkout's set: pip builds it
+    (context / "requirements-lock.txt").write_text("six==1.17.0\n")  # not the checkout's set: pip builds it
     store = ImageStore(Path(cloud.state_dir))
     snapshot, _, key = store.snapshot(context)
     started = time.monotonic()
