@@ -94,11 +94,8 @@ class PostgresServer:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def init(self) -> None:
-        """Create the cluster (``initdb``), configure it for ``host:port`` and create ``dbname``.
-
-        The server is started and stopped again if ``dbname`` must be created.
-        """
+    def _prepare_data_dir(self) -> None:
+        """An empty data directory (0700) and log file owned by the server's user, on a reachable address."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if any(self.data_dir.iterdir()):
             raise PostgresError(f"{self.data_dir} is not empty")
@@ -106,6 +103,13 @@ class PostgresServer:
         self.log_file.touch()
         self._chown(self.data_dir, self.log_file)
         self._check_reachable()
+
+    def init(self) -> None:
+        """Create the cluster (``initdb``), configure it for ``host:port`` and create ``dbname``.
+
+        The server is started and stopped again if ``dbname`` must be created.
+        """
+        self._prepare_data_dir()
 
         auth = "scram-sha-256" if self.password else "trust"
         args = [
@@ -241,13 +245,7 @@ class PostgresServer:
         """Create the cluster as a copy of ``source`` (made by :meth:`backup` or :meth:`copy_stopped`),
         listening on this server's host and port. Its roles, passwords and databases are the copy's:
         ``password`` must be the superuser's password in the copy."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        if any(self.data_dir.iterdir()):
-            raise PostgresError(f"{self.data_dir} is not empty")
-        self.data_dir.chmod(0o700)
-        self.log_file.touch()
-        self._chown(self.data_dir, self.log_file)
-        self._check_reachable()
+        self._prepare_data_dir()
         self._run(["cp", "-a", f"{Path(source).absolute()}/.", str(self.data_dir)], what="copying", timeout=timeout)
         # The source's lock files (its unix socket lives in its data directory) are not this server's.
         for stale in [self.data_dir / "postmaster.pid", *self.data_dir.glob(".s.PGSQL.*")]:

@@ -414,26 +414,30 @@ class RdsPlane:
 
     # ---- jobs (pool threads)
 
+    def _new_server(self, database: LocalDatabase, password: str | None) -> PostgresServer:
+        """The instance's server on an emptied directory of its own (its cluster not made yet)."""
+        if database.directory.exists():
+            shutil.rmtree(database.directory)
+        database.directory.mkdir(parents=True)
+        for path in (database.directory.parent, database.directory):
+            _traversable(path)
+        return PostgresServer(
+            database.data_dir,
+            database.port,
+            host=database.ip,
+            superuser=database.master_username,
+            password=password,
+            dbname=database.db_name,
+            settings=self.settings,
+            os_user=self.os_user,
+        )
+
     def _create(self, database: LocalDatabase, password: str | None, start: bool) -> None:
         if not password:
             database.state, database.error = "failed", "the master password is unknown"
             return
         try:
-            if database.directory.exists():
-                shutil.rmtree(database.directory)
-            database.directory.mkdir(parents=True)
-            for path in (database.directory.parent, database.directory):
-                _traversable(path)
-            database.server = PostgresServer(
-                database.data_dir,
-                database.port,
-                host=database.ip,
-                superuser=database.master_username,
-                password=password,
-                dbname=database.db_name,
-                settings=self.settings,
-                os_user=self.os_user,
-            )
+            database.server = self._new_server(database, password)
             database.server.init()
             database.password_digest = _digest(password)
             if start:
@@ -450,21 +454,7 @@ class RdsPlane:
                 raise RuntimeError(f"the snapshot {snapshot} has no copy of its data (taken with no data plane?)")
             # The copy's master password; moto gives the restored instance the snapshot's too.
             known = self.snapshots.password(database.region, snapshot) or password
-            if database.directory.exists():
-                shutil.rmtree(database.directory)
-            database.directory.mkdir(parents=True)
-            for path in (database.directory.parent, database.directory):
-                _traversable(path)
-            database.server = PostgresServer(
-                database.data_dir,
-                database.port,
-                host=database.ip,
-                superuser=database.master_username,
-                password=known,
-                dbname=database.db_name,
-                settings=self.settings,
-                os_user=self.os_user,
-            )
+            database.server = self._new_server(database, known)
             database.server.init_from_copy(self.snapshots.data(database.region, snapshot))
             database.password_digest = _digest(known) if known else None
             if start:

@@ -483,23 +483,37 @@ def create_parameter(client, name: str, value: str, description: str, tags: Opti
 # ---- the protocol ---------------------------------------------------------------------------------
 
 
-def delete_exclusively(client, request: Request, lock: Lock, now: datetime) -> bool:
-    """Delete exactly this lock value, unless another run is deleting it or it has changed since it was read.
-
-    SSM has no conditional delete: the claim parameter, created only if absent, makes one run the only one
-    that deletes a given lock value, and the re-read under the claim makes sure the value is still that lock.
-    """
+def under_claim(client, request: Request, lock: Lock, now: datetime, *, operation: str, change) -> bool:
+    """``change()`` applied to exactly this lock value, under the claim parameter (created only if absent) that
+    makes one run the only one changing it, after a re-read under the claim shows the value is still that lock:
+    False when another run holds the claim or the value changed. The claim is released in every case."""
     claim = claim_name(request.name, lock)
-    claim_value = json.dumps({"owner": request.owner, "operation": request.operation, "claimed_at": isoformat(now)})
+    claim_value = json.dumps({"owner": request.owner, "operation": operation, "claimed_at": isoformat(now)})
     if not create_parameter(client, claim, claim_value, CLAIM_DESCRIPTION):
         return False
     try:
         current = read_lock(client, request.name, request.stale_after)
         if current is None or current.raw != lock.raw:
             return False
-        return ssm.delete_parameter(client, request.name)
+        return change()
     finally:
         ssm.delete_parameter(client, claim)
+
+
+def delete_exclusively(client, request: Request, lock: Lock, now: datetime) -> bool:
+    """Delete exactly this lock value, unless another run is deleting it or it has changed since it was read.
+
+    SSM has no conditional delete: the claim parameter, created only if absent, makes one run the only one
+    that deletes a given lock value, and the re-read under the claim makes sure the value is still that lock.
+    """
+    return under_claim(
+        client,
+        request,
+        lock,
+        now,
+        operation=request.operation,
+        change=lambda: ssm.delete_parameter(client, request.name),
+    )
 
 
 def attempt(client, request: Request, clock: Clock) -> Outcome:
@@ -737,20 +751,14 @@ def renewed_lock(current: Lock, request: Request, now: datetime) -> Lock:
 def overwrite_exclusively(client, request: Request, lock: Lock, replacement: Lock, now: datetime) -> bool:
     """Replace exactly this lock value, under the claim a deletion of it would need, so that no run takes the
     lock over (or releases it) while it is renewed: False when another run holds the claim or the value changed."""
-    claim = claim_name(request.name, lock)
-    claim_value = json.dumps({"owner": request.owner, "operation": "renew", "claimed_at": isoformat(now)})
-    if not create_parameter(client, claim, claim_value, CLAIM_DESCRIPTION):
-        return False
-    try:
-        current = read_lock(client, request.name, request.stale_after)
-        if current is None or current.raw != lock.raw:
-            return False
+
+    def overwrite() -> bool:
         ssm.overwrite_parameter(
             client, Name=request.name, Value=replacement.raw, Type="String", Description=LOCK_DESCRIPTION
         )
         return True
-    finally:
-        ssm.delete_parameter(client, claim)
+
+    return under_claim(client, request, lock, now, operation="renew", change=overwrite)
 
 
 def not_held_message(request: Request, current: Optional[Lock], now: datetime, what: str) -> str:
