@@ -253,6 +253,8 @@ def test_a_hand_set_state_holds_a_period_then_the_data_decides_and_only_changes_
         assert alarm["StateReason"].endswith(
             "were greater than the threshold (10.0) (minimum 2 datapoints for OK -> ALARM transition)."
         )
+        # The evaluator counts a change just after its SetAlarmState returns: wait for the count.
+        lb_wait_until(lambda: evaluator.changes >= 1, timeout=5)
         assert evaluator.changes == 1
         time.sleep(11)  # another period evaluated, still breaching: no new state change
         assert _alarm(cloudwatch, name, "ALARM")["StateUpdatedTimestamp"] == alarm["StateUpdatedTimestamp"]
@@ -264,6 +266,7 @@ def test_a_hand_set_state_holds_a_period_then_the_data_decides_and_only_changes_
         alarm = lb_wait_until(lambda: _alarm(cloudwatch, name, "ALARM"), timeout=20)
         assert time.monotonic() - set_at >= 9.0
         assert "for OK -> ALARM transition" in alarm["StateReason"]
+        lb_wait_until(lambda: evaluator.changes >= 2, timeout=5)
         assert evaluator.changes == 2
     finally:
         evaluator.stop()
