@@ -269,10 +269,22 @@ def comparable(params: Mapping[str, Any]) -> Dict[str, Any]:
     if "Threshold" in found:
         found["Threshold"] = float(found["Threshold"])
     if "Metrics" in found:
-        found["Metrics"] = [{k: v for k, v in m.items() if v not in (None, [])} for m in found["Metrics"]]
+        found["Metrics"] = [_comparable_query(m) for m in found["Metrics"]]
     for key in ("AlarmActions", "OKActions"):
         if key in found:
             found[key] = sorted(found[key])
+    return found
+
+
+def _comparable_query(query: Mapping[str, Any]) -> Dict[str, Any]:
+    """A query of metric math without what is empty, its metric's dimensions in one order (AWS keeps none)."""
+    found = {k: v for k, v in query.items() if v not in (None, [])}
+    stat = found.get("MetricStat")
+    if isinstance(stat, Mapping) and isinstance(stat.get("Metric"), Mapping):
+        metric = {k: v for k, v in stat["Metric"].items() if v not in (None, [])}
+        if "Dimensions" in metric:
+            metric["Dimensions"] = sorted((d["Name"], str(d["Value"])) for d in metric["Dimensions"])
+        found["MetricStat"] = dict({k: v for k, v in stat.items() if v not in (None, [])}, Metric=metric)
     return found
 
 

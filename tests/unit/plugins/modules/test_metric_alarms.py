@@ -109,6 +109,26 @@ def test_differences_name_the_settings_and_ignore_what_aws_adds():
     ]
 
 
+def test_metric_math_dimensions_in_another_order_are_no_difference():
+    dimensions = [{"Name": "TargetGroup", "Value": "targetgroup/g/1"}, {"Name": "LoadBalancer", "Value": "app/a/2"}]
+    query = {
+        "Id": "e",
+        "MetricStat": {
+            "Metric": {"Namespace": "N", "MetricName": "E", "Dimensions": dimensions},
+            "Period": 60,
+            "Stat": "Sum",
+        },
+        "ReturnData": False,
+    }
+    params = mod.put_params(dict(RATE, metrics=[query, RATE["metrics"][1]]))
+    swapped = dict(query, MetricStat=dict(query["MetricStat"], Metric=dict(query["MetricStat"]["Metric"])))
+    swapped["MetricStat"]["Metric"]["Dimensions"] = list(reversed(dimensions))
+    assert mod.differences(described(dict(params, Metrics=[swapped, RATE["metrics"][1]])), params) == []
+    other = [{"Name": "TargetGroup", "Value": "targetgroup/g/9"}, dimensions[1]]
+    swapped["MetricStat"]["Metric"]["Dimensions"] = other
+    assert mod.differences(described(dict(params, Metrics=[swapped, RATE["metrics"][1]])), params) == ["Metrics"]
+
+
 class FakeCloudWatch:
     def __init__(self, alarms: dict | None = None):
         self.alarms = alarms or {}
