@@ -308,34 +308,52 @@ def desired_counts(cloud) -> dict[str, int]:
 RELEASE_HEADER = "X-App-Release"
 
 
-def release_context(directory: Path, marker: str, *, broken: str | None = None) -> Path:
+def release_context(directory: Path, marker: str, *, broken: str | None = None, fail_every: int = 0) -> Path:
     """A build context for ``localcloud publish --context``: a copy of ``app/`` whose code is another
     release: ``GET /`` answers ``"release": marker`` and every response carries ``X-App-Release: marker``
     (the checkout's app sends neither). ``broken``: the release cannot start at all, gunicorn exits
-    with that message (exit code 1) before it listens, as a release with a fatal start-up bug does."""
+    with that message (exit code 1) before it listens, as a release with a fatal start-up bug does.
+    ``fail_every``: a release with a bug that fails a share of requests - each worker answers every
+    ``fail_every``-th ``GET /`` with a 500 (its health check still passes)."""
     import shutil
 
     context = Path(directory)
     if context.exists():
         shutil.rmtree(context)
     shutil.copytree(REPO / "app", context, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "tests"))
-    edits = {
-        "items_api/views.py": (
-            'return jsonify(service="items-api", **identity, openapi="/openapi.json")',
-            f'return jsonify(service="items-api", **identity, release={marker!r}, openapi="/openapi.json")',
-        ),
-        "items_api/app.py": (
+    index = f'return jsonify(service="items-api", **identity, release={marker!r}, openapi="/openapi.json")'
+    if fail_every:
+        index = (
+            f"if next(failing) % {int(fail_every)} == 0:\n"
+            f'            return jsonify(error="internal", message={marker!r}), 500\n'
+            f"        {index}"
+        )
+    edits = [
+        ("items_api/views.py", 'return jsonify(service="items-api", **identity, openapi="/openapi.json")', index),
+        (
+            "items_api/app.py",
             'response.headers["X-App-Version"] = settings.version',
             'response.headers["X-App-Version"] = settings.version\n'
             f'        response.headers["{RELEASE_HEADER}"] = {marker!r}',
         ),
-    }
-    if broken:
-        edits["gunicorn.conf.py"] = (
-            "try:\n    _settings = load_server_settings()",
-            f"sys.exit({broken!r})\n\ntry:\n    _settings = load_server_settings()",
+    ]
+    if fail_every:
+        edits.append(
+            (
+                "items_api/views.py",
+                '    identity = {"version"',
+                '    failing = __import__("itertools").count(1)\n    identity = {"version"',
+            )
         )
-    for name, (old, new) in edits.items():
+    if broken:
+        edits.append(
+            (
+                "gunicorn.conf.py",
+                "try:\n    _settings = load_server_settings()",
+                f"sys.exit({broken!r})\n\ntry:\n    _settings = load_server_settings()",
+            )
+        )
+    for name, old, new in edits:
         path = context / name
         text = path.read_text()
         if old not in text:

@@ -13,8 +13,8 @@ as an operator's runs would, so nothing is run twice:
     status (blue*) -> bad inputs -> a version not in ECR -> a broken image the circuit breaker rolls
     back -> a deploy that never turns healthy -> a curl container check -> deploy v2 (another
     release of the code), swap (canary), rollback, swap, retire blue, under load -> rollback after the
-    retirement -> a canary breached by an alarm -> a swap to the colour that has everything -> two swaps
-    at once -> status.
+    retirement -> a canary of a failing release rolled back by its alarm -> a swap to the colour that
+    has everything -> two swaps at once -> status.
 
 Any test also runs alone (``pytest -k``): its fixture then deploys and swaps what it needs first.
 
@@ -56,6 +56,7 @@ VERSIONS = {"blue": "v1", "green": "v2"}  # what each colour runs during the cyc
 V2_RELEASE = "v2: another release of the code"  # what v2's code answers (v1, the checkout's app/, says nothing)
 RELEASES = {"blue": None, "green": V2_RELEASE}  # X-App-Release of each colour during the cycle
 V4_BROKEN = "items-api: release v4 cannot start (a fatal start-up bug, on purpose)"
+V5_FAILING = "v5: fails every 2nd GET / of each worker (a bug, on purpose)"
 LOCK = f"/{PROJECT}/{ENVIRONMENT}/lock"
 RATE = 100  # requests per second of the load generator (loopback, a shared 2-core machine)
 GRACE = 1.0  # seconds a change of weights may take to reach every response
@@ -69,6 +70,7 @@ def cloud(tmp_path_factory):
         cloud.cli("publish", "v2", "--context", str(release_context(contexts / "v2", V2_RELEASE)))
         cloud.cli("publish", "v3")
         cloud.cli("publish", "v4", "--context", str(release_context(contexts / "v4", "v4", broken=V4_BROKEN)))
+        cloud.cli("publish", "v5", "--context", str(release_context(contexts / "v5", V5_FAILING, fail_every=2)))
         yield cloud
     finally:
         cloud.down(remove=True)
@@ -284,7 +286,10 @@ def test_status_shows_the_table_with_the_active_colour_marked(cloud):
     assert rows["green"]["marked"] is False
     assert (rows["green"]["weight"], rows["green"]["desired"]) == (0, 0)
     assert re.match(rf"{PREFIX}-blue:\d+$", rows["blue"]["task_definition"])
-    assert "alarms: blue-5xx OK, blue-unhealthy-hosts OK, green-5xx OK, green-unhealthy-hosts OK" in flat(run.stdout)
+    assert (
+        "alarms: blue-5xx OK, blue-p99 OK, blue-unhealthy-hosts OK, green-5xx OK, green-p99 OK, "
+        "green-unhealthy-hosts OK" in flat(run.stdout)
+    ), run.tail()
     assert "last swap: none recorded" in run.stdout
     assert "lock: free" in run.stdout
 
@@ -647,19 +652,28 @@ def test_rollback_after_the_old_colour_was_retired_fails_clearly_and_changes_not
 
 
 @pytest.mark.usefixtures("green_v2")
-def test_a_canary_breached_by_an_alarm_rolls_back_to_the_old_colour(cloud, tmp_path):
-    run = cloud.playbook("deploy", "-e", "version=v1")  # onto the idle colour: blue
+def test_a_canary_failing_requests_is_rolled_back_by_its_alarm_on_the_published_metrics(cloud, tmp_path):
+    """v5 passes the smoke test but fails every 2nd ``GET /``: at the 10 % step the load balancer's own
+    metrics put blue's 5xx-rate alarm in ALARM (the local cloud evaluates it; nothing sets it by hand),
+    the swap rolls back citing the alarm and its data, and the failed requests are bounded by the canary
+    share over the time blue had traffic."""
+    run = cloud.playbook("deploy", "-e", "version=v5")  # onto the idle colour: blue
     assert run.returncode == 0, run.tail()
     assert listener_weights(cloud) == {"blue": 0, "green": 100}
-    cloudwatch = cloud.client("cloudwatch")
     alarm = f"{PREFIX}-blue-5xx"
-    ssm = cloud.client("ssm")
+    cloudwatch, ssm = cloud.client("cloudwatch"), cloud.client("ssm")
+    described = cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]
+    returned = [m["Expression"] for m in described["Metrics"] if m.get("ReturnData")]
+    assert returned == ["100 * FILL(errors, 0) / requests"], described
 
     def lock_value() -> dict:
         found = ssm.get_parameters(Names=[LOCK])["Parameters"]
         return json.loads(found[0]["Value"]) if found else {}
 
-    # The bake renews the lock every 8 s (in chunks of 8, 8, 8 and 6 s), as well as before each later step.
+    load = start_load(cloud.https, tmp_path / "load.jsonl", rate=RATE, paths="/")
+    watch = WeightWatch(cloud, interval=0.2)
+    # The bake renews the lock every 8 s (as well as before each later step); 90 s is far more than the
+    # alarm needs (a 10 s period, evaluated a few seconds after it ends).
     swap = cloud.start_playbook(
         "swap",
         "-e",
@@ -667,7 +681,7 @@ def test_a_canary_breached_by_an_alarm_rolls_back_to_the_old_colour(cloud, tmp_p
         "-e",
         "canary=10,50,100",
         "-e",
-        "bake_seconds=30",
+        "bake_seconds=90",
         "-e",
         "bluegreen_lock_renew_seconds=8",
         log=tmp_path / "swap.log",
@@ -696,18 +710,37 @@ def test_a_canary_breached_by_an_alarm_rolls_back_to_the_old_colour(cloud, tmp_p
         renewed = lock_value()
         assert renewed["expires_at"] > before_the_bake["expires_at"], (before_the_bake, renewed)
         assert (renewed["token"], renewed["acquired_at"]) == (before_the_bake["token"], before_the_bake["acquired_at"])
-        assert listener_weights(cloud) == {"blue": 10, "green": 90}
-        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="5xx from the canary (test)")
         run = swap.wait(timeout=300)
+        time.sleep(GRACE)
     finally:
-        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="reset by the test")
+        records = load.stop()
+        seen = watch.stop()
     assert run.returncode != 0, run.tail()
     out = flat(run.output)
     assert f"ROLLED BACK: blue at 10 % breached during the bake (alarm {alarm} is in ALARM" in out, run.tail()
     assert "All traffic is back on green." in out
     assert listener_weights(cloud) == {"blue": 0, "green": 100}
     assert served_by(cloud.https) == ("green", "v2")
-    assert cloud.client("ssm").get_parameters(Names=[LOCK])["InvalidParameters"] == [LOCK]  # released
+    assert ssm.get_parameters(Names=[LOCK])["InvalidParameters"] == [LOCK]  # released
+
+    # The alarm fired on data: the reason quoted is the evaluator's, citing the 5xx rate's datapoints
+    # (the emulator keeps no alarm history to read it back from).
+    assert re.search(r"Threshold Crossed: \d+ out of the last \d+ datapoints? \[[0-9.]+", out), run.tail()
+    assert "greater than the threshold (5.0)" in out, run.tail()
+    # Blue never got more than the canary's share.
+    assert all(w["blue"] in (0, 10) for w in seen), seen
+    # Every failure is one of v5's 500s, from blue; green failed nothing; no request failed otherwise.
+    failed = [r for r in records if r["status"] != 200]
+    assert all(r["status"] == 500 and r["color"] == "blue" and r["release"] == V5_FAILING for r in failed), failed[:5]
+    to_blue = [r for r in records if r["color"] == "blue"]
+    canary_seconds = max(r["t"] for r in to_blue) - min(r["t"] for r in to_blue)
+    bound = 0.10 * RATE * canary_seconds * 2  # the share, the load, the time blue had traffic; 2x for chance
+    print(
+        f"\n[bluegreen] canary of a failing release: {len(failed)} of {len(records)} requests failed, "
+        f"{len(to_blue)} reached blue in {canary_seconds:.1f} s before the rollback (bound {bound:.0f})"
+    )
+    assert 0 < len(failed) <= bound, (len(failed), bound)
+    assert len(to_blue) <= bound, (len(to_blue), bound)
 
 
 @pytest.mark.usefixtures("green_v2_blue_v1_standby")
