@@ -489,6 +489,39 @@ def cmd_publish(state: StateDir, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_logs(state: StateDir, args: argparse.Namespace) -> int:
+    from botocore.exceptions import ClientError
+
+    from localcloud import logtail
+
+    settings = state.read_settings()
+    if not settings or not state.read_pid("awsapi"):
+        print("localcloud: not up", file=sys.stderr)
+        return 3
+    region = args.region or settings.regions[0]
+    api = ApiEndpoint(settings.endpoint_url)
+    try:
+        source = logtail.find_source(api.client("ecs", region), args.service, region, args.cluster)
+        lines = logtail.tail(
+            api.client("logs", source.region),
+            source,
+            since_seconds=args.since,
+            follow=args.follow,
+            follow_seconds=args.follow_seconds,
+        )
+        for line in lines:
+            print(line, flush=True)
+    except logtail.LogTailError as exc:
+        print(f"localcloud: {exc}", file=sys.stderr)
+        return 2
+    except ClientError as exc:
+        print(f"localcloud: CloudWatch Logs refused: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
 def _publish_repository(client, repository: str | None, region: str) -> str | None:
     """The repository to publish into (the only one, when not named); None after saying why not."""
     repositories = [r["repositoryName"] for r in client.describe_repositories()["repositories"]]
@@ -572,9 +605,23 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="then start a new deployment of the services whose deployment failed (or is failing) on this image",
     )
+    logs = sub.add_parser("logs", help="the log lines of a service's tasks, from the local CloudWatch Logs")
+    logs.add_argument("service", help="the ECS service (e.g. items-local-blue)")
+    logs.add_argument("--cluster", help="its cluster (default: the one that has it)")
+    logs.add_argument("--region", help="the service's region (default: the first watched region)")
+    logs.add_argument("--since", type=float, default=600.0, metavar="SECONDS", help="from how long ago (default 600)")
+    logs.add_argument("--follow", "-f", action="store_true", help="then print new lines as they come, until Ctrl-C")
+    logs.add_argument("--follow-seconds", type=float, metavar="SECONDS", help="with --follow: stop after this long")
     args = parser.parse_args(argv)
     if getattr(args, "host", "127.0.0.1").split(".")[0] != "127":
         parser.error("--host must be a loopback address (127.x.y.z)")
     state = StateDir(args.state_dir.resolve())
-    handler = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "reset": cmd_reset, "publish": cmd_publish}
+    handler = {
+        "up": cmd_up,
+        "down": cmd_down,
+        "status": cmd_status,
+        "reset": cmd_reset,
+        "publish": cmd_publish,
+        "logs": cmd_logs,
+    }
     return handler[args.command](state, args)

@@ -36,7 +36,10 @@ from pathlib import Path
 
 from localcloud.awsapi import DATA_PLANE_AGENT
 from localcloud.dataplane import alarms, ecs, logs, rds
+from localcloud.dataplane.ecs.usage import UsagePublisher
 from localcloud.dataplane.registry import TargetRegistry
+
+USAGE_INTERVAL = 5.0  # seconds between two samples of the tasks' CPU and memory (AWS/ECS metrics)
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +132,8 @@ class DataPlane:
         self._thread: threading.Thread | None = None
         self._state = "starting"
         self._next_status = 0.0
+        self.usage: UsagePublisher | None = None
+        self._next_usage = 0.0
 
     @property
     def hosts_file(self) -> Path:
@@ -197,6 +202,7 @@ class DataPlane:
             mirror=rds.MotoRdsMirror(self.account_id) if self.emulator_in_process else None,
             restore_source=rds.moto_restore_source(self.account_id) if self.emulator_in_process else rds.no_restore,
         )
+        self.usage = UsagePublisher(self.clients, self.account_id)
         if self.load_balancer:
             self._start_load_balancer()
         if self.alarms_enabled:
@@ -255,6 +261,9 @@ class DataPlane:
         if time.monotonic() >= self._next_status:
             self._next_status = time.monotonic() + 1.0
             self.write_status()
+        if self.usage is not None and time.monotonic() >= self._next_usage:
+            self._next_usage = time.monotonic() + USAGE_INTERVAL
+            self.usage.publish(list(self.ecs.tasks.values()))
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop everything this data plane started: traffic first, then tasks, then databases."""

@@ -377,6 +377,19 @@ def test_x_forwarded_for_reaches_the_app(cloud):
     assert line["forwarded_for"] == "203.0.113.7, 127.0.0.1", line
     assert line["path"] == "/live"
 
+    # The same line, shipped to CloudWatch Logs, as `localcloud logs SERVICE` reads it back; none
+    # of green's streams is read.
+    def shipped():
+        out = cloud.cli("logs", service_name("blue"), "--since", "300", timeout=60).stdout
+        return next((entry for entry in out.splitlines() if marker in entry), None)
+
+    entry = wait_for(shipped, timeout=20, interval=1, what="the request in `localcloud logs` of blue")
+    _stamp, task_id, message = entry.split(" ", 2)
+    assert task_id in {task["task_id"] for task in tasks}, (entry, tasks)
+    assert json.loads(message)["forwarded_for"] == "203.0.113.7, 127.0.0.1"
+    green = cloud.cli("logs", service_name("green"), "--since", "300", timeout=60).stdout
+    assert marker not in green
+
 
 # -- 1. the seed's persistence check -----------------------------------------------------------------
 
