@@ -97,6 +97,13 @@ def live_resources(api) -> dict[str, list[str]]:
             for c in api.client("ecs").describe_clusters(clusters=[PREFIX])["clusters"]
             if c["status"] == "ACTIVE"
         ],
+        "alarms": [
+            a["AlarmName"] for a in api.client("cloudwatch").describe_alarms(AlarmNamePrefix=PREFIX)["MetricAlarms"]
+        ],
+        "dashboards": [
+            d["DashboardName"]
+            for d in api.client("cloudwatch").list_dashboards(DashboardNamePrefix=PREFIX)["DashboardEntries"]
+        ],
     }
     kms = api.client("kms")
     keys = [kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"] for k in kms.list_keys()["Keys"]]

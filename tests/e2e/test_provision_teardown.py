@@ -43,6 +43,8 @@ PROVISIONED_KINDS = {
     "certificates",
     "clusters",
     "kms_keys",
+    "alarms",
+    "dashboards",
 }
 LOCK = "/ecs-prod/local/lock"
 
