@@ -522,6 +522,34 @@ def cmd_logs(state: StateDir, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_console(state: StateDir, args: argparse.Namespace) -> int:
+    from localcloud import console
+
+    settings = state.read_settings()
+    if not settings or not state.read_pid("awsapi"):
+        print("localcloud: not up", file=sys.stderr)
+        return 3
+    api = ApiEndpoint(settings.endpoint_url)
+    data = console.ConsoleData(api.client, args.region or settings.regions[0])
+    if args.once:
+        print(json.dumps(data.snapshot(), indent=2))
+        return 0
+    try:
+        server = console.make_server(data, settings.host, args.port)
+    except OSError as exc:
+        print(f"localcloud: cannot serve the console on {settings.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    host, port = server.server_address[:2]
+    print(f"localcloud: console on http://{host}:{port}/ (data: /api/state); Ctrl-C stops it", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def _publish_repository(client, repository: str | None, region: str) -> str | None:
     """The repository to publish into (the only one, when not named); None after saying why not."""
     repositories = [r["repositoryName"] for r in client.describe_repositories()["repositories"]]
@@ -606,12 +634,16 @@ def main(argv: list[str] | None = None) -> int:
         help="then start a new deployment of the services whose deployment failed (or is failing) on this image",
     )
     logs = sub.add_parser("logs", help="the log lines of a service's tasks, from the local CloudWatch Logs")
-    logs.add_argument("service", help="the ECS service (e.g. items-local-blue)")
+    logs.add_argument("service", help="the ECS service (e.g. ecs-prod-local-blue)")
     logs.add_argument("--cluster", help="its cluster (default: the one that has it)")
     logs.add_argument("--region", help="the service's region (default: the first watched region)")
     logs.add_argument("--since", type=float, default=600.0, metavar="SECONDS", help="from how long ago (default 600)")
     logs.add_argument("--follow", "-f", action="store_true", help="then print new lines as they come, until Ctrl-C")
     logs.add_argument("--follow-seconds", type=float, metavar="SECONDS", help="with --follow: stop after this long")
+    console = sub.add_parser("console", help="a live page of listeners, weights, targets, traffic, tasks and alarms")
+    console.add_argument("--port", type=int, default=8090, help="where to serve it on the API's loopback address")
+    console.add_argument("--region", help="the region shown (default: the first watched region)")
+    console.add_argument("--once", action="store_true", help="print the page's data (JSON) once and exit")
     args = parser.parse_args(argv)
     if getattr(args, "host", "127.0.0.1").split(".")[0] != "127":
         parser.error("--host must be a loopback address (127.x.y.z)")
@@ -623,5 +655,6 @@ def main(argv: list[str] | None = None) -> int:
         "reset": cmd_reset,
         "publish": cmd_publish,
         "logs": cmd_logs,
+        "console": cmd_console,
     }
     return handler[args.command](state, args)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pytest
 
+from localcloud.awsapi import free_port
 from localcloud.harness import (
     PREFIX,
     REPO,
@@ -219,6 +220,18 @@ def wait_served_by(cloud: LocalCloud, color: str, timeout: float = 15) -> None:
 def restore_blue(cloud: LocalCloud) -> None:
     switch(cloud, {"blue": 100, "green": 0})
     wait_served_by(cloud, "blue")
+
+
+def console_state(cloud: LocalCloud, ready=lambda _state: True) -> dict | None:
+    """``localcloud console --once``: the console's data, when ``ready`` says it is complete."""
+    state = json.loads(cloud.cli("console", "--once", timeout=60).stdout)
+    return state if ready(state) else None
+
+
+def console_sent(state: dict, colour: str) -> float:
+    """The requests a colour's series counts over the console's window."""
+    series = state["series"].get(colour, {})
+    return round(sum(series.get("requests_per_second", [])) * state["period_seconds"])
 
 
 def task_log(task: dict, name: str) -> str:
@@ -509,15 +522,95 @@ def test_weighted_routing_at_90_10_sends_10_percent_to_green(cloud):
             status, headers, _ = client.get("/live")
             statuses[status] += 1
             colors[headers.get("x-deployment-color")] += 1
+        # What the console shows meanwhile: the weights, and each colour's requests from the
+        # metrics (its window of 5 minutes holds these requests, once their 10 s periods ended,
+        # and maybe some of the tests before).
+        state = wait_for(
+            lambda: console_state(cloud, lambda st: all(console_sent(st, c) >= colors[c] for c in colors)),
+            timeout=40,
+            interval=2,
+            what=f"the console's series to count the requests sent ({dict(colors)})",
+        )
     finally:
         client.close()
         restore_blue(cloud)
+    (listener,) = [x for x in state["load_balancers"][0]["listeners"] if x["port"] == 443]
+    assert {w["colour"]: w["percent"] for w in listener["action"]["weights"]} == {"blue": 90.0, "green": 10.0}
+    print(f"console: requests by colour in its window { ({c: console_sent(state, c) for c in colors}) }")
     share = 100 * colors["green"] / 1000
     record(weighted_90_10_green_percent=share)
     print(f"\nat 90/10: {dict(colors)} over 1000 requests, green {share:.1f} %")
     assert statuses == {200: 1000}, statuses
     assert set(colors) == {"blue", "green"}, colors
     assert 7.0 <= share <= 13.0, colors
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="no Chromium on this machine (.ci/run installs Debian's)")
+def test_the_console_page_draws_the_cloud_in_a_headless_browser(cloud, tmp_path):
+    """`localcloud console` serves a page that a real browser draws from the live data: weights,
+    targets and their health, the services' tasks and versions, alarms, and a chart line per
+    colour; its screenshot shows the colours' marks."""
+    from PIL import Image
+
+    restore_blue(cloud)
+    client = Client(cloud.https)
+    try:
+        for _ in range(200):
+            assert client.get("/live")[0] == 200
+    finally:
+        client.close()
+    wait_for(
+        lambda: console_state(cloud, lambda st: console_sent(st, "blue") >= 200),
+        timeout=40,
+        interval=2,
+        what="the console to count blue's requests",
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [str(REPO / "bin" / "localcloud"), "--state-dir", str(cloud.state_dir), "console", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    browser = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run"]
+    browser += ["--window-size=1280,1700", "--virtual-time-budget=6000", f"--user-data-dir={tmp_path / 'profile'}"]
+    try:
+        assert "console on http://127.0.0.1" in server.stdout.readline()
+        dom = subprocess.run([*browser, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True)
+        shot = REPO / "tests" / "output" / "console.png"  # kept for a look (tests/output is ignored)
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([*browser, f"--screenshot={shot}", url], capture_output=True, timeout=120, check=True)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
+
+    page = dom.stdout
+
+    def part(name: str) -> str:
+        start = page.index(f'id="{name}"')
+        return page[start : start + 4000]
+
+    assert "region us-east-1, read at" in part("updated"), part("updated")
+    assert "blue</span> 100" in part("listeners") and "green</span> 0" in part("listeners"), part("listeners")
+    assert part("targets").count(">healthy<") >= 2, part("targets")
+    assert f"{PREFIX}-blue" in part("services") and "v1" in part("services"), part("services")
+    assert f"{PREFIX}-blue-5xx" in part("alarms"), part("alarms")
+    for chart in ("chart-requests", "chart-errors", "chart-latency"):
+        assert 'data-colour="blue"' in part(chart), part(chart)
+
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1280, 1700)
+    colours = collections.Counter(image.get_flattened_data())
+    blue, green = colours[(31, 95, 209)], colours[(23, 138, 62)]  # the page's two colours
+    print(f"\nconsole screenshot: {image.size}, {blue} blue and {green} green pixels, {len(colours)} colours")
+    assert blue > 300, blue  # the weight bar, the series lines, the labels
+    assert green > 50, green  # green's labels and the healthy states
+    assert len(colours) > 20  # drawn, not blank
 
 
 # -- 4. kill -9 under load -------------------------------------------------------------------------
