@@ -77,6 +77,7 @@ def live_resources(api, environment: str = ENVIRONMENT) -> dict[str, list[str]]:
     and state, the addresses account-wide (the NAT gateways' are untagged; no other environment makes any)."""
     ec2, elbv2, rds = api.client("ec2"), api.client("elbv2"), api.client("rds")
     tags = identity(environment)
+    prefix = f"{PROJECT}-{environment}"
     tag_filter = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
     found = {
         "vpcs": [v["VpcId"] for v in ec2.describe_vpcs(Filters=tag_filter)["Vpcs"]],
@@ -120,11 +121,11 @@ def live_resources(api, environment: str = ENVIRONMENT) -> dict[str, list[str]]:
             if c["status"] == "ACTIVE"
         ],
         "alarms": [
-            a["AlarmName"] for a in api.client("cloudwatch").describe_alarms(AlarmNamePrefix=PREFIX)["MetricAlarms"]
+            a["AlarmName"] for a in api.client("cloudwatch").describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]
         ],
         "dashboards": [
             d["DashboardName"]
-            for d in api.client("cloudwatch").list_dashboards(DashboardNamePrefix=PREFIX)["DashboardEntries"]
+            for d in api.client("cloudwatch").list_dashboards(DashboardNamePrefix=prefix)["DashboardEntries"]
         ],
     }
     kms = api.client("kms")
