@@ -67,6 +67,12 @@ WRONG: dict[str, object] = {
     "network_app_port": 0,
     "network_db_port": 70000,
     "network_tasks_https_egress_cidrs": ["10.0.0.1/33"],
+    "network_app_subnets_private": NOT_A_BOOL,
+    "network_app_subnet_cidrs": ["10.0.21.0/24", "nonsense"],
+    "network_nat_gateways": "two",
+    "network_vpc_endpoints": NOT_A_BOOL,
+    "network_vpc_endpoint_services": ["s3"],
+    "network_region": "mars-north-1x",
     "network_delete_timeout": -5,
     # secrets
     "secrets_state": "gone",
@@ -100,6 +106,8 @@ WRONG: dict[str, object] = {
     "certificate_self_signed_days": 1,
     "certificate_self_signed_renew_days": 0,
     # alb
+    "alb_waf_enabled": NOT_A_BOOL,
+    "alb_waf_rate_limit": 5,
     "alb_state": "gone",
     "alb_name_prefix": "Bad_Prefix",
     "alb_tags": {},

@@ -174,11 +174,25 @@ def check_database_encrypted(env: Mapping[str, Any]) -> Tuple[int, List[Violatio
 # ---- the network ---------------------------------------------------------------------------------------
 
 
-def is_private(subnet: Mapping[str, Any]) -> bool:
+# The tiers of vpc_network (Tier tag): "app" subnets (tasks) may leave the VPC through NAT gateways or endpoints,
+# "private" (the data tier; "data" too) not at all; neither may route to an internet gateway.
+APP_TIERS = ("app",)
+DATA_TIERS = ("private", "data")
+
+
+def tier_of(subnet: Mapping[str, Any]) -> str:
     tags = tag_dict(subnet.get("Tags"))
     if "Tier" in tags:
-        return tags["Tier"] == "private"
-    return "-private-" in tags.get("Name", "")
+        return tags["Tier"]
+    name = tags.get("Name", "")
+    for tier in APP_TIERS + DATA_TIERS:
+        if f"-{tier}-" in name:
+            return tier
+    return ""
+
+
+def is_private(subnet: Mapping[str, Any]) -> bool:
+    return tier_of(subnet) in APP_TIERS + DATA_TIERS
 
 
 def route_table_of(subnet_id: str, tables: Sequence[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
@@ -193,8 +207,18 @@ def route_table_of(subnet_id: str, tables: Sequence[Mapping[str, Any]]) -> Optio
     return main
 
 
+def route_out(route: Mapping[str, Any]) -> str:
+    """Where a route leaves the VPC for the internet - an internet gateway or a NAT gateway - else ""."""
+    gateway = route.get("GatewayId") or ""
+    if gateway.startswith("igw-"):
+        return f"the internet gateway {gateway}"
+    if route.get("NatGatewayId"):
+        return f"the NAT gateway {route['NatGatewayId']}"
+    return ""
+
+
 def check_private_subnets(env: Mapping[str, Any]) -> Tuple[int, List[Violation]]:
-    """No route from a private subnet to an internet gateway."""
+    """No route from a private subnet to an internet gateway; none out of a data subnet at all (NAT included)."""
     tables = env.get("route_tables", [])
     private = [subnet for subnet in env.get("subnets", []) if is_private(subnet)]
     found = []
@@ -202,19 +226,21 @@ def check_private_subnets(env: Mapping[str, Any]) -> Tuple[int, List[Violation]]
         table = route_table_of(subnet["SubnetId"], tables)
         if table is None:
             continue
+        data = tier_of(subnet) in DATA_TIERS
         for route in table.get("Routes", []):
-            gateway = route.get("GatewayId") or ""
-            if gateway.startswith("igw-"):
-                destination = route.get("DestinationCidrBlock") or route.get("DestinationIpv6CidrBlock") or "?"
-                name = tag_dict(subnet.get("Tags")).get("Name", "")
-                found.append(
-                    violation(
-                        "private_subnet_route",
-                        f"subnet {subnet['SubnetId']} ({name})",
-                        f"route table {table.get('RouteTableId')} sends {destination} to the internet gateway "
-                        f"{gateway}",
-                    )
+            out = route_out(route)
+            if not out or (out.startswith("the NAT") and not data):
+                continue
+            destination = route.get("DestinationCidrBlock") or route.get("DestinationIpv6CidrBlock") or "?"
+            name = tag_dict(subnet.get("Tags")).get("Name", "")
+            found.append(
+                violation(
+                    "private_subnet_route",
+                    f"subnet {subnet['SubnetId']} ({name})",
+                    f"route table {table.get('RouteTableId')} sends {destination} to {out}"
+                    + (" (a data subnet has no route out)" if out.startswith("the NAT") else ""),
                 )
+            )
     return len(private), found
 
 
@@ -470,7 +496,11 @@ RULES: List[Rule] = [
     Rule("database_port", "the database port reachable only from the tasks' security group", check_database_port),
     Rule("database_public", "the database not publicly accessible", check_database_public),
     Rule("database_encrypted", "the database storage encrypted", check_database_encrypted),
-    Rule("private_subnet_route", "no route from a private subnet to an internet gateway", check_private_subnets),
+    Rule(
+        "private_subnet_route",
+        "no route from a private subnet to an internet gateway, none out of a data subnet",
+        check_private_subnets,
+    ),
     Rule("role_privileges", "task and execution roles without wildcards or grants beyond their needs", check_roles),
     Rule("plain_secrets", "no secret in a task definition's plain environment", check_task_definitions),
     Rule("secure_parameters", "secrets under the environment's path are SecureString", check_parameters),

@@ -13,7 +13,7 @@ import ipaddress
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
 PROTOCOLS = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "all": "-1", "-1": "-1"}
-DEFAULT_ROUTES = ("internet_gateway", "none")
+DEFAULT_ROUTES = ("internet_gateway", "none", "external")
 ANY_IPV4 = "0.0.0.0/0"
 MAX_PORT = 65535
 
@@ -147,9 +147,15 @@ def _check_rule(rule: Mapping[str, Any], where: str, groups: List[str]) -> List[
     for port in ports:
         if parse_ports(port) is None:
             problems.append(f"{where}.ports: {port!r} is not a port or a range such as 1024-2048 (0-{MAX_PORT})")
-    peers = list(rule.get("cidrs") or []) + list(rule.get("groups") or [])
+    peers = list(rule.get("cidrs") or []) + list(rule.get("groups") or []) + list(rule.get("prefix_lists") or [])
     if not peers:
-        problems.append(f"{where} names no peer: give cidrs or groups")
+        problems.append(f"{where} names no peer: give cidrs, groups or prefix_lists")
+    for prefix_list in rule.get("prefix_lists") or []:
+        if not str(prefix_list).startswith(("pl-", "com.amazonaws.")):
+            problems.append(
+                f"{where}.prefix_lists: {prefix_list!r} is neither a prefix list id (pl-...) nor the name of an "
+                "AWS-managed one (com.amazonaws.REGION.s3)"
+            )
     for cidr in rule.get("cidrs") or []:
         if _network(cidr) is None:
             problems.append(f"{where}.cidrs: {cidr!r} is not an IPv4 network address")
@@ -162,8 +168,13 @@ def _check_rule(rule: Mapping[str, Any], where: str, groups: List[str]) -> List[
 # ---- security group rules ----
 
 
-def desired_atoms(rules: Iterable[Mapping[str, Any]], group_ids: Mapping[str, str]) -> Dict[Atom, str]:
-    """{atom: description} of the module's rules, peers named by group name resolved through group_ids."""
+def desired_atoms(
+    rules: Iterable[Mapping[str, Any]],
+    group_ids: Mapping[str, str],
+    prefix_list_ids: Optional[Mapping[str, str]] = None,
+) -> Dict[Atom, str]:
+    """{atom: description} of the module's rules, peers named by group name resolved through group_ids, prefix
+    lists named by their AWS-managed name resolved through prefix_list_ids (ids pass as they are)."""
     atoms: Dict[Atom, str] = {}
     for rule in rules:
         protocol = PROTOCOLS[str(rule.get("protocol", "tcp"))]
@@ -173,6 +184,7 @@ def desired_atoms(rules: Iterable[Mapping[str, Any]], group_ids: Mapping[str, st
         description = rule.get("description") or ""
         peers = [("cidr", cidr) for cidr in rule.get("cidrs") or []]
         peers += [("group", group_ids[name]) for name in rule.get("groups") or []]
+        peers += [("prefix_list", (prefix_list_ids or {}).get(name, name)) for name in rule.get("prefix_lists") or []]
         for first, last in ranges:
             for kind, peer in peers:
                 atoms[Atom(protocol, first, last, kind, peer)] = description
@@ -300,3 +312,17 @@ def subnet_layout(tiers: Iterable[Mapping[str, Any]], zones: List[str]) -> List[
         for tier in tiers
         for cidr, zone in zip(tier["cidrs"], zones)  # noqa: B905 - a tier may use fewer zones than there are
     ]
+
+
+def prefix_list_names(security_groups: Iterable[Mapping[str, Any]]) -> List[str]:
+    """The AWS-managed prefix lists the rules name (com.amazonaws.REGION.s3), to resolve to their ids."""
+    return sorted(
+        {
+            str(name)
+            for group in security_groups
+            for direction in ("ingress", "egress")
+            for rule in group.get(direction) or []
+            for name in rule.get("prefix_lists") or []
+            if not str(name).startswith("pl-")
+        }
+    )

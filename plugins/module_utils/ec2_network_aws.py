@@ -265,6 +265,8 @@ class Converger:
         by_name = {name_of(t): t for t in tables if name_of(t)}
         ids = {}
         for index, tier in enumerate(self.params["tiers"]):
+            if tier["default_route"] == "external":
+                continue  # routed by someone else (per-zone tables towards NAT gateways, say): left alone
             desired = self.named(tier["name"], Tier=tier["name"])
             table = by_name.get(desired["Name"])
             if table is None:
@@ -356,19 +358,43 @@ class Converger:
                 "IpPermissionsEgress": [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": plan.ANY_IPV4}]}],
             }
         names = {group_id: name for name, group_id in ids.items()}
+        prefix_lists = self.prefix_lists(plan.prefix_list_names(groups))
         self.before["security_groups"] = {}
         self.after["security_groups"] = {}
         for group in groups:
             current = found[f"{self.name}-{group['name']}"]
-            self.rules(ids[group["name"]], group, current, names)
+            self.rules(ids[group["name"]], group, current, names, prefix_lists)
         return ids
 
-    def rules(self, group_id: str, group: Mapping[str, Any], current: Mapping[str, Any], names: Mapping[str, str]):
+    def prefix_lists(self, wanted: List[str]) -> Dict[str, str]:
+        """{name: id} of the AWS-managed prefix lists the rules name (com.amazonaws.REGION.s3)."""
+        if not wanted:
+            return {}
+        found = describe(
+            self.ec2,
+            "describe_managed_prefix_lists",
+            "PrefixLists",
+            Filters=[{"Name": "prefix-list-name", "Values": wanted}],
+        )
+        ids = {item["PrefixListName"]: item["PrefixListId"] for item in found}
+        missing = [name for name in wanted if name not in ids]
+        if missing:
+            raise Refused(f"No managed prefix list is named {', '.join(missing)} in this region")
+        return ids
+
+    def rules(
+        self,
+        group_id: str,
+        group: Mapping[str, Any],
+        current: Mapping[str, Any],
+        names: Mapping[str, str],
+        prefix_lists: Optional[Mapping[str, str]] = None,
+    ):
         label = group["name"]
         before, after = {}, {}
         for direction, key in (("ingress", "IpPermissions"), ("egress", "IpPermissionsEgress")):
             have = plan.current_atoms(current.get(key) or [])
-            want = plan.desired_atoms(group[direction] or [], {n: i for i, n in names.items()})
+            want = plan.desired_atoms(group[direction] or [], {n: i for i, n in names.items()}, prefix_lists)
             before[direction] = sorted(atom.label(names) for atom in have)
             after[direction] = sorted(atom.label(names) for atom in want)
             rules = plan.plan_rules(have, want)

@@ -21,8 +21,9 @@ description:
     (C(<name_prefix>-tasks)), never from an address range, a prefix list or another group."
   - "V(database_public): no DB instance is publicly accessible."
   - "V(database_encrypted): every DB instance's storage is encrypted."
-  - "V(private_subnet_route): no private subnet (tag C(Tier=private)) uses a route table with a route to an
-    internet gateway."
+  - "V(private_subnet_route): no private subnet - an app subnet (tag C(Tier=app), the tasks') or a data subnet
+    (tag C(Tier=private), the database's) - uses a route table with a route to an internet gateway; a data subnet
+    has no route out through a NAT gateway either (an app subnet may have one, and VPC endpoints)."
   - "V(role_privileges): the roles C(<name_prefix>-execution) and C(<name_prefix>-task) carry no managed policy
     but O(execution_role_managed_policies) (the execution role only), and their inline policies allow no
     wildcard action, no C(Resource: *), no C(NotAction) or C(NotResource), nothing but C(ssm:GetParameter),

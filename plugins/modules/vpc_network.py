@@ -73,8 +73,11 @@ options:
         description:
           - Where the tier's route table sends traffic for outside the VPC - V(internet_gateway), or V(none)
             (no route out of the VPC at all).
+          - V(external) - the module creates no route table for the tier and leaves its subnets' associations
+            alone, for routes that depend on what this module cannot create first (one route table per zone
+            towards a NAT gateway in a public subnet, say, made with M(amazon.aws.ec2_vpc_route_table)).
         type: str
-        choices: [internet_gateway, none]
+        choices: [internet_gateway, none, external]
         default: none
   security_groups:
     description: The security groups, created first without rules, so that rules can refer to any of them.
@@ -92,9 +95,11 @@ options:
         required: true
       ingress:
         description:
-          - "Inbound rules, each C({protocol, ports, cidrs, groups, description}): C(protocol) V(tcp) (default),
-            V(udp), V(icmp) or V(all); C(ports) a list of ports or ranges such as C(1024-2048); C(cidrs) IPv4
-            networks and C(groups) names of groups of O(security_groups) that the rule admits."
+          - "Inbound rules, each C({protocol, ports, cidrs, groups, prefix_lists, description}): C(protocol) V(tcp)
+            (default), V(udp), V(icmp) or V(all); C(ports) a list of ports or ranges such as C(1024-2048); C(cidrs)
+            IPv4 networks, C(groups) names of groups of O(security_groups) and C(prefix_lists) prefix list ids
+            (C(pl-...)) or names of AWS-managed ones (C(com.amazonaws.us-east-1.s3), the S3 gateway endpoint's)
+            that the rule admits."
           - Rules not listed are removed.
         type: list
         elements: dict
@@ -179,7 +184,7 @@ subnets:
   type: dict
   sample: {public: [subnet-0aaa, subnet-0bbb], private: [subnet-0ccc, subnet-0ddd]}
 route_tables:
-  description: Each tier's route table id.
+  description: Each tier's route table id (none for a tier whose O(tiers[].default_route=external)).
   returned: when O(state=present)
   type: dict
 internet_gateway_id:

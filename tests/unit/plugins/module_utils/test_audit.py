@@ -393,6 +393,55 @@ def test_each_rule_fails_on_its_violation_naming_it(rule, change, detail, resour
     assert any(detail in item["detail"] and resource in item["resource"] for item in found), found
 
 
+def with_app_tier(env: dict, routes: list) -> dict:
+    """The production layout: an app subnet (tasks) with its own route table, beside the public and data ones."""
+    env["subnets"].append(
+        {"SubnetId": "subnet-app1", "Tags": [{"Key": "Tier", "Value": "app"}, {"Key": "Name", "Value": "a"}]}
+    )
+    env["route_tables"].append(
+        {
+            "RouteTableId": "rtb-app-a",
+            "Associations": [{"SubnetId": "subnet-app1"}],
+            "Routes": [{"GatewayId": "local", "DestinationCidrBlock": "10.0.0.0/16"}, *routes],
+        }
+    )
+    return env
+
+
+def test_an_app_subnet_may_leave_through_a_nat_gateway_or_endpoints():
+    env = with_app_tier(
+        clean(),
+        [
+            {"NatGatewayId": "nat-1", "DestinationCidrBlock": "0.0.0.0/0"},
+            {"GatewayId": "vpce-s3", "DestinationPrefixListId": "pl-s3"},
+        ],
+    )
+    rules, violations = by_rule(env)
+    assert violations == []
+    assert rules["private_subnet_route"]["checked"] == 3
+
+
+def test_an_app_subnet_routed_to_the_internet_gateway_fails():
+    env = with_app_tier(clean(), [{"GatewayId": "igw-1", "DestinationCidrBlock": "0.0.0.0/0"}])
+    rules, violations = by_rule(env)
+    assert [name for name, result in rules.items() if not result["passed"]] == ["private_subnet_route"]
+    assert [(v["resource"], v["detail"]) for v in violations] == [
+        ("subnet subnet-app1 (a)", "route table rtb-app-a sends 0.0.0.0/0 to the internet gateway igw-1")
+    ]
+
+
+def test_a_data_subnet_routed_through_a_nat_gateway_fails():
+    env = clean()
+    env["route_tables"][2]["Routes"].append({"NatGatewayId": "nat-1", "DestinationCidrBlock": "0.0.0.0/0"})
+    rules, violations = by_rule(env)
+    assert [name for name, result in rules.items() if not result["passed"]] == ["private_subnet_route"]
+    assert sorted(v["resource"] for v in violations) == [
+        "subnet subnet-priv1 (q)",
+        f"subnet subnet-priv2 ({PREFIX}-private-us-east-1b)",
+    ]
+    assert all("to the NAT gateway nat-1 (a data subnet has no route out)" in v["detail"] for v in violations)
+
+
 def test_deletion_protection_passes_when_asked_for_and_on():
     env = clean()
     env.update(expect_alb_deletion_protection=True, expect_rds_deletion_protection=True)

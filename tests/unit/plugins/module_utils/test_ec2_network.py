@@ -67,7 +67,8 @@ def test_bad_networks_are_refused_with_the_reason(overrides, problem):
     [
         ({"ports": [70000], "cidrs": ["0.0.0.0/0"]}, "70000 is not a port or a range"),
         ({"ports": ["200-100"], "cidrs": ["0.0.0.0/0"]}, "'200-100' is not a port or a range"),
-        ({"ports": [80]}, "names no peer: give cidrs or groups"),
+        ({"ports": [80]}, "names no peer: give cidrs, groups or prefix_lists"),
+        ({"ports": [443], "prefix_lists": ["s3"]}, "'s3' is neither a prefix list id (pl-...) nor the name"),
         ({"ports": [80], "groups": ["nope"]}, "'nope' is not one of security_groups (alb, tasks)"),
         ({"ports": [80], "cidrs": ["10.0.0.1/8"]}, "'10.0.0.1/8' is not an IPv4 network address"),
         ({"protocol": "tcp", "cidrs": ["0.0.0.0/0"]}, "ports must list ports or ranges for tcp"),
@@ -105,6 +106,25 @@ def test_desired_rules_expand_to_one_atom_per_port_and_peer():
         net.Atom("tcp", 1000, 1001, "group", "sg-alb"): "d",
         net.Atom("-1", None, None, "cidr", "10.0.0.0/8"): "",
     }
+
+
+def test_prefix_lists_are_peers_by_id_or_by_their_resolved_name():
+    rules = [{"ports": [443], "prefix_lists": ["com.amazonaws.us-east-1.s3", "pl-0aaa"], "description": "s3"}]
+    assert net.prefix_list_names([{"name": "tasks", "egress": rules, "ingress": []}]) == ["com.amazonaws.us-east-1.s3"]
+    atoms = net.desired_atoms(rules, GROUPS, {"com.amazonaws.us-east-1.s3": "pl-63a5400a"})
+    assert atoms == {
+        net.Atom("tcp", 443, 443, "prefix_list", "pl-63a5400a"): "s3",
+        net.Atom("tcp", 443, 443, "prefix_list", "pl-0aaa"): "s3",
+    }
+    # and read back as EC2 describes them, the same atoms: a re-run changes nothing
+    described = [atom.permission("s3") for atom in atoms]
+    assert net.plan_rules(net.current_atoms(described), atoms).empty
+
+
+def test_an_external_tier_is_a_valid_default_route():
+    app = {"name": "app", "cidrs": ["10.0.21.0/24", "10.0.22.0/24"], "default_route": "external"}
+    tiers = params()["tiers"] + [app]
+    assert net.check_params(params(tiers=tiers)) == []
 
 
 def test_current_rules_are_read_as_atoms_whatever_the_grouping():
