@@ -445,14 +445,22 @@ def cmd_reset(state: StateDir, args: argparse.Namespace) -> int:  # noqa: ARG001
     return 1
 
 
+def running_settings(state: StateDir) -> Settings | None:
+    """The settings of the local cloud when its AWS API runs; None after saying it is not up."""
+    settings = state.read_settings()
+    if not settings or not state.read_pid("awsapi"):
+        print("localcloud: not up", file=sys.stderr)
+        return None
+    return settings
+
+
 def cmd_publish(state: StateDir, args: argparse.Namespace) -> int:
     from botocore.exceptions import ClientError
 
     from localcloud.dataplane import ecr, images
 
-    settings = state.read_settings()
-    if not settings or not state.read_pid("awsapi"):
-        print("localcloud: not up", file=sys.stderr)
+    settings = running_settings(state)
+    if settings is None:
         return 3
     try:
         ecr.check_tag(args.tag)
@@ -494,9 +502,8 @@ def cmd_logs(state: StateDir, args: argparse.Namespace) -> int:
 
     from localcloud import logtail
 
-    settings = state.read_settings()
-    if not settings or not state.read_pid("awsapi"):
-        print("localcloud: not up", file=sys.stderr)
+    settings = running_settings(state)
+    if settings is None:
         return 3
     region = args.region or settings.regions[0]
     api = ApiEndpoint(settings.endpoint_url)
@@ -525,9 +532,8 @@ def cmd_logs(state: StateDir, args: argparse.Namespace) -> int:
 def cmd_console(state: StateDir, args: argparse.Namespace) -> int:
     from localcloud import console
 
-    settings = state.read_settings()
-    if not settings or not state.read_pid("awsapi"):
-        print("localcloud: not up", file=sys.stderr)
+    settings = running_settings(state)
+    if settings is None:
         return 3
     api = ApiEndpoint(settings.endpoint_url)
     data = console.ConsoleData(api.client, args.region or settings.regions[0])
