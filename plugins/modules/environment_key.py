@@ -21,6 +21,11 @@ description:
     C(EnableKey) - so the same key, and whatever it encrypted, comes back. A disabled key is enabled.
   - A new key gets the description and tags in C(CreateKey), then the alias (C(CreateAlias)) and, if asked,
     rotation (C(EnableKeyRotation)).
+  - A new key also gets the tag C(environment_key:alias) naming its alias, so that a run killed between
+    C(CreateKey) and C(CreateAlias) leaves no orphan; when the alias names no key, the next run looks for
+    a key carrying that tag without an alias (C(ListAliases), C(ListKeys), C(ListResourceTags) of each
+    unaliased key) and gives it the alias instead of creating a second key. That tag is never purged and
+    is not returned in RV(tags).
   - The key policy and grants are never read or written; a new key gets AWS's default key policy.
 author:
   - ecs_production.platform contributors (@ecs-production)
@@ -151,6 +156,8 @@ KMS_RETRY = AWSRetry.jittered_backoff(retries=10)
 PENDING_WINDOW = (7, 30)
 # The states this module can bring to Enabled (present) or to PendingDeletion (absent).
 HANDLED_STATES = ("Enabled", "Disabled", "PendingDeletion")
+# The tag naming the alias a key was created for: how a key whose alias was never made is found again.
+ALIAS_TAG = "environment_key:alias"
 
 
 class KMSErrorHandler(AWSErrorHandler):
@@ -209,6 +216,30 @@ def list_tags(client, key_id: str) -> Dict[str, str]:
         if not page.get("Truncated") or not page.get("NextMarker"):
             return tags
         params["Marker"] = page["NextMarker"]
+
+
+def _pages(call, field: str, **params) -> List[Dict[str, Any]]:
+    found: List[Dict[str, Any]] = []
+    while True:
+        page = call(aws_retry=True, **params)
+        found += page.get(field, [])
+        if not page.get("Truncated") or not page.get("NextMarker"):
+            return found
+        params["Marker"] = page["NextMarker"]
+
+
+@KMSErrorHandler.common_error_handler("look for a key created for the alias that never got it")
+def find_unaliased_key(client, alias: str) -> Optional[Dict[str, Any]]:
+    """A customer managed key tagged for ``alias`` that no alias names (a run stopped between CreateKey and
+    CreateAlias), or None."""
+    aliased = {a.get("TargetKeyId") for a in _pages(client.list_aliases, "Aliases")}
+    for key in _pages(client.list_keys, "Keys"):
+        if key["KeyId"] in aliased or list_tags(client, key["KeyId"]).get(ALIAS_TAG) != alias:
+            continue
+        metadata = client.describe_key(aws_retry=True, KeyId=key["KeyId"])["KeyMetadata"]
+        if metadata.get("KeyManager", "CUSTOMER") == "CUSTOMER" and metadata["KeyState"] in HANDLED_STATES:
+            return metadata
+    return None
 
 
 def kms_tags(tags: Dict[str, Any]) -> List[Dict[str, str]]:
@@ -317,7 +348,7 @@ class Converger:
             "key_state": metadata["KeyState"],
             "description": metadata.get("Description", ""),
             "enable_key_rotation": get_rotation(self.client, key_id),
-            "tags": list_tags(self.client, key_id),
+            "tags": {k: v for k, v in list_tags(self.client, key_id).items() if k != ALIAS_TAG},
         }
 
     def result(self, before: Dict[str, Any], after: Dict[str, Any]) -> Dict[str, Any]:
@@ -330,6 +361,12 @@ class Converger:
         return result
 
     def create(self) -> Dict[str, Any]:
+        unaliased = find_unaliased_key(self.client, self.alias)
+        if unaliased is not None:
+            self.changes.append(f"alias key {unaliased['KeyId']} (created for {self.alias}, never aliased)")
+            if self.writing:
+                create_alias(self.client, self.alias, unaliased["KeyId"])
+            return self.update(unaliased)
         description = self.params["description"] or ""
         tags = dict(self.params["tags"] or {})
         rotation = bool(self.params["enable_key_rotation"])
@@ -343,7 +380,7 @@ class Converger:
         if rotation:
             self.changes.append("enable key rotation")
         if self.writing:
-            metadata = create_key(self.client, description, tags)
+            metadata = create_key(self.client, description, {**tags, ALIAS_TAG: self.alias})
             after.update(key_arn=metadata["Arn"], key_id=metadata["KeyId"])
             create_alias(self.client, self.alias, metadata["KeyId"])
             if rotation:

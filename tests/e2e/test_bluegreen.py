@@ -14,7 +14,7 @@ as an operator's runs would, so nothing is run twice:
     back -> a deploy that never turns healthy -> a curl container check -> deploy v2 (another
     release of the code), swap (canary), rollback, swap, retire blue, under load -> rollback after the
     retirement -> a canary of a failing release rolled back by its alarm -> a swap to the colour that
-    has everything -> two swaps at once -> status.
+    has everything -> two swaps at once -> status -> deploy and swap killed between their steps.
 
 Any test also runs alone (``pytest -k``): its fixture then deploys and swaps what it needs first.
 
@@ -32,6 +32,7 @@ import time
 
 import pytest
 
+from localcloud.crashpoints import Chain, ChainRun, run_chain, seeded
 from localcloud.harness import (
     ENVIRONMENT,
     PREFIX,
@@ -816,3 +817,52 @@ def test_two_swaps_at_once_run_one_after_the_other(cloud, tmp_path):
     assert rows[winner]["marked"] and rows[winner]["weight"] == 100
     assert not rows[loser]["marked"] and rows[loser]["weight"] == 0
     assert served_by(cloud.https) == (winner, {"blue": "v1", "green": "v2"}[winner])
+
+
+# -- crash-resume: deploy and swap killed between their steps, under load --------------------------------
+
+
+@pytest.mark.usefixtures("fresh")
+def test_a_deploy_and_a_swap_killed_between_their_steps_resume_and_no_request_fails(cloud, tmp_path):
+    """deploy.yml and swap.yml each killed once (SIGKILL or SIGINT, drawn) after a task drawn in the
+    blue/green role's steps (``localcloud.crashpoints``), then run again, under load: the re-runs complete,
+    no request fails and every answer comes from a colour with healthy tasks of its version (a colour
+    without them would answer 502/503). ``CRASH_SEED`` draws the same points again."""
+    seed, rng = seeded()
+    smoke = ("-e", f"bluegreen_smoke_test_base_url={cloud.test_url}")
+    runs: dict[str, list[ChainRun]] = {}
+
+    def kill_in_the_steps(playbook: str) -> Chain:
+        return Chain(playbook, rng, within=0.2, select=lambda key: key == "bluegreen#1")
+
+    load = start_load(cloud.https, tmp_path / "load.jsonl", rate=50)
+    try:
+        time.sleep(2)
+        deploy = kill_in_the_steps("deploy")
+        runs["deploy"] = run_chain(cloud, deploy, "-e", "version=v2", *smoke)
+        after_deploy = time.time()
+        assert runs["deploy"][-1].returncode == 0, runs["deploy"][-1].output[-6000:]
+        assert listener_weights(cloud) == {"blue": 100, "green": 0}
+        assert serving(cloud, "green", "v2")
+        swap = kill_in_the_steps("swap")
+        runs["swap"] = run_chain(cloud, swap, "-e", "color=green", "-e", "canary=10,50,100", "-e", "bake_seconds=2")
+        assert runs["swap"][-1].returncode == 0, runs["swap"][-1].output[-6000:]
+        assert listener_weights(cloud) == {"blue": 0, "green": 100}
+        time.sleep(2)
+    finally:
+        records = load.stop()
+    points = deploy.points + swap.points
+    print(f"\n[bluegreen] crash points (CRASH_SEED={seed}):")
+    for point in points:
+        print(f"[bluegreen]   {point.describe()}")
+    assert len(points) == 2, [p.describe() for p in points]
+    failed = [r for r in records if r["error"] or not (200 <= (r["status"] or 0) < 300)]
+    assert failed == [], f"{len(failed)} of {len(records)} requests failed, e.g. {failed[:5]}"
+    wrong = [r for r in records if VERSIONS.get(r["color"]) != r["version"]]
+    assert wrong == [], f"answers of an unexpected version, e.g. {wrong[:5]}"
+    # Production traffic stayed on blue until the swap began: the deploy's kill and re-run never moved it.
+    early = [r for r in records if r["t"] < after_deploy]
+    assert early and {r["color"] for r in early} == {"blue"}
+    parameters = cloud.client("ssm").get_parameters_by_path(Path=f"/{PROJECT}/{ENVIRONMENT}", Recursive=True)
+    assert [p["Name"] for p in parameters["Parameters"] if p["Name"].startswith(LOCK)] == []
+    print(f"[bluegreen]   {len(records)} requests, 0 failed")

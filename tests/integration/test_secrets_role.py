@@ -103,7 +103,7 @@ def test_provision_rerun_teardown_and_revival_of_the_key(recording_api, tmp_path
     key = key_of(api)
     assert created["changed"] >= 1
     assert created["output"]["kms_key_arn"] == key["arn"] and created["output"]["kms_alias"] == ALIAS
-    assert (key["state"], key["rotation"], key["tags"]) == ("Enabled", True, TAGS)
+    assert (key["state"], key["rotation"], key["tags"]) == ("Enabled", True, {**TAGS, "environment_key:alias": ALIAS})
 
     recorder.start()
     rerun = run_role(api, tmp_path)

@@ -110,6 +110,20 @@ class FakeKMS:
             answer.update(Truncated=True, NextMarker=str(start + self.tag_page_size))
         return answer
 
+    def list_aliases(self, aws_retry, **params):  # noqa: ARG002
+        self._record("list_aliases", params, "ListAliases")
+        return {"Aliases": [{"AliasName": a, "TargetKeyId": k} for a, k in self.aliases.items()], "Truncated": False}
+
+    def list_keys(self, aws_retry, **params):  # noqa: ARG002
+        """One key per page, so that the module's paging is exercised."""
+        self._record("list_keys", params, "ListKeys")
+        ids = list(self.keys)
+        start = int(params.get("Marker", 0))
+        answer = {"Keys": [{"KeyId": key_id} for key_id in ids[start : start + 1]], "Truncated": False}
+        if start + 1 < len(ids):
+            answer.update(Truncated=True, NextMarker=str(start + 1))
+        return answer
+
     def create_key(self, aws_retry, **params):  # noqa: ARG002
         self._record("create_key", params, "CreateKey")
         tags = {t["TagKey"]: t["TagValue"] for t in params.get("Tags", [])}
@@ -213,12 +227,21 @@ def test_create_writes_the_key_with_description_and_tags_then_the_alias_then_rot
     result = run(capsys, **PRESENT)
     assert result["changed"]
     assert result["changes"] == [f"create key {ALIAS}", "enable key rotation"]
-    assert kms.names() == ["describe_key", "create_key", "create_alias", "enable_key_rotation"]
-    create = kms.calls[1][1]
+    assert kms.names() == [
+        "describe_key",
+        "list_aliases",
+        "list_keys",
+        "create_key",
+        "create_alias",
+        "enable_key_rotation",
+    ]
+    create = kms.calls[3][1]
     assert create["Description"] == DESCRIPTION and create["KeySpec"] == "SYMMETRIC_DEFAULT"
-    assert {t["TagKey"]: t["TagValue"] for t in create["Tags"]} == TAGS
+    # The tag naming the alias it was made for: how a key whose alias was never made is found again.
+    assert {t["TagKey"]: t["TagValue"] for t in create["Tags"]} == {**TAGS, "environment_key:alias": ALIAS}
     key = kms.key()
-    assert key["rotation"] and key["tags"] == TAGS and key["metadata"]["Description"] == DESCRIPTION
+    assert key["rotation"] and key["metadata"]["Description"] == DESCRIPTION
+    assert key["tags"] == {**TAGS, "environment_key:alias": ALIAS}
     assert result["key_id"] == key["metadata"]["KeyId"] and result["key_arn"] == key["metadata"]["Arn"]
     assert (result["alias"], result["key_state"], result["enable_key_rotation"], result["tags"]) == (
         ALIAS,
@@ -244,6 +267,30 @@ def test_a_no_op_makes_three_reads_and_nothing_else(kms, capsys):
     key_id = kms.aliases[ALIAS]
     assert [params for _name, params in kms.calls[1:]] == [{"KeyId": key_id}, {"KeyId": key_id}]
     assert result["key_id"] == key_id and result["key_state"] == "Enabled" and result["tags"] == TAGS
+
+
+def test_a_key_created_for_the_alias_that_never_got_it_is_aliased_not_made_again(kms, capsys):
+    """A run killed between CreateKey and CreateAlias left a key tagged for the alias and no alias."""
+    kms.add_key(alias="alias/someone-else", tags={"Team": "other"})
+    kms.add_key(alias=None, tags={"environment_key:alias": "alias/another-environment"})
+    orphan = kms.add_key(alias=None, rotation=False, tags={**TAGS, "environment_key:alias": ALIAS})
+    result = run(capsys, **PRESENT)
+    assert result["changes"] == [f"alias key {orphan} (created for {ALIAS}, never aliased)", "enable key rotation"]
+    assert "create_key" not in kms.names() and len(kms.keys) == 3
+    assert kms.aliases[ALIAS] == orphan and kms.keys[orphan]["rotation"]
+    # The aliased key's tags are not read; the tag is neither purged nor returned.
+    tag_reads = [params["KeyId"] for name, params in kms.calls if name == "list_resource_tags"]
+    assert kms.aliases["alias/someone-else"] not in tag_reads
+    assert "untag_resource" not in kms.names() and result["tags"] == TAGS
+    kms.calls.clear()
+    assert not run(capsys, **PRESENT)["changed"] and kms.names() == NO_OP_READS
+
+
+def test_in_check_mode_a_key_that_never_got_its_alias_is_reported_not_aliased(kms, capsys):
+    orphan = kms.add_key(alias=None, tags={**TAGS, "environment_key:alias": ALIAS})
+    result = run(capsys, _ansible_check_mode=True, **PRESENT)
+    assert result["changed"] and result["changes"][0].startswith(f"alias key {orphan}")
+    assert kms.writes() == [] and ALIAS not in kms.aliases
 
 
 def test_create_then_rerun_changes_nothing(kms, capsys):
@@ -342,7 +389,7 @@ def test_check_mode_on_an_empty_account_returns_no_key_and_writes_nothing(kms, c
     result = run(capsys, **PRESENT, _ansible_check_mode=True)
     assert result["changed"] and result["changes"] == [f"create key {ALIAS}", "enable key rotation"]
     assert "key_arn" not in result and "key_id" not in result
-    assert kms.names() == ["describe_key"] and kms.keys == {}
+    assert kms.names() == ["describe_key", "list_aliases", "list_keys"] and kms.keys == {}
 
 
 def test_check_mode_on_a_key_pending_deletion_reports_the_revival_and_writes_nothing(kms, capsys):
@@ -453,4 +500,4 @@ def test_a_failed_creation_stops_before_the_alias(kms, capsys):
     kms.fail["create_key"] = "LimitExceededException"
     result = run(capsys, **PRESENT)
     assert result["failed"] and f"{ALIAS}: Failed to create the KMS key" in result["msg"]
-    assert kms.names() == ["describe_key", "create_key"]
+    assert kms.names() == ["describe_key", "list_aliases", "list_keys", "create_key"]

@@ -1,0 +1,211 @@
+"""Crash points: kill a playbook after a sampled task, again and again, until a run completes.
+
+A *chain* runs the same playbook repeatedly. Each run is killed (SIGKILL, or SIGINT as Ctrl-C sends it)
+at one point in the part of the run a crash can hurt, from the task that takes the environment's lock
+on; the next run resumes from whatever the killed one left. The points are drawn from the run's own
+task banners (``TASK [role : name]``), grouped into *segments* (consecutive tasks of one role, or a
+playbook-level task): a chain targets its segments in order and kills each target once, after a task
+inside it drawn at random (each task with probability ``within``, else after the segment's last task),
+plus a random delay of up to ``max_delay`` seconds, so that some kills land while a module is running.
+The run that meets no target left completes, and must.
+
+Shared by ``tests/e2e`` (the crash-resume tests) and ``bench/reliability.py``. A chain is reproducible
+from its seed: the runs' banners are the same for the same account state.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from localcloud.harness import REPO, playbook_command, playbook_env
+
+BANNER = re.compile(r"^TASK \[(?:(?P<role>[\w.]+) : )?(?P<name>.*?)\] \**\s*$")
+LOCK_TASK = "Take the environment's lock"
+SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGINT": signal.SIGINT}
+
+# A shell's background job ignores SIGINT and the playbook would inherit that: undo it before the exec.
+UNIGNORE_SIGINT_AND_EXEC = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])"
+)
+
+
+def seeded(variable: str = "CRASH_SEED") -> tuple[int, random.Random]:
+    """A seed (``$CRASH_SEED``, else a fresh one) and the generator of the draws: print the seed, and the
+    same seed draws the same points again."""
+    seed = int(os.environ.get(variable) or random.SystemRandom().randrange(1_000_000))
+    return seed, random.Random(seed)  # noqa: S311 - reproducible draws of crash points, not a secret
+
+
+def segment_of(banner: str) -> str | None:
+    """The segment a ``TASK [...]`` line belongs to: the role's short name, or the task's own name for a
+    task outside any role; None for a line that is not a task banner."""
+    found = BANNER.match(banner.rstrip("\n"))
+    if not found:
+        return None
+    return found["role"].rsplit(".", 1)[-1] if found["role"] else found["name"]
+
+
+def task_of(banner: str) -> str:
+    found = BANNER.match(banner.rstrip("\n"))
+    return f"{found['role'].rsplit('.', 1)[-1]} : {found['name']}" if found and found["role"] else banner.strip()
+
+
+@dataclass
+class CrashPoint:
+    """Where one run of a chain was killed."""
+
+    playbook: str
+    segment: str  # the segment killed in (``rds#2``: the run's second rds segment)
+    task: str  # the task whose banner had just shown ("role : name")
+    position: int  # that task's number within the segment (1: its first)
+    after_last: bool  # True: killed at the next segment's first banner, after the segment's last task
+    signal: str  # SIGKILL or SIGINT
+    delay: float  # seconds between the banner and the signal
+    returncode: int | None = None
+
+    def describe(self) -> str:
+        where = f"at {self.segment} task {self.position}"
+        if self.after_last:
+            where = f"after the last task of {self.segment}"
+        return f"{self.playbook}: {self.signal} {where} (+{self.delay:.2f} s): {self.task}"
+
+
+@dataclass
+class Chain:
+    """The targets of one chain and what it has covered. ``select`` chooses which segments are targets
+    (all by default); the rest are passed through, as covered."""
+
+    playbook: str
+    rng: random.Random
+    within: float = 0.35
+    max_delay: float = 0.6
+    select: Callable[[str], bool] = lambda _segment: True
+    covered: list[str] = field(default_factory=list)
+    points: list[CrashPoint] = field(default_factory=list)
+    _signal_turn: int = 0
+
+    def __post_init__(self) -> None:
+        self._signal_turn = self.rng.randrange(2)
+
+    def decider(self) -> Callable[[str], CrashPoint | None]:
+        """A fresh per-run decision: called with each output line, returns the point to kill at (once)."""
+        state = {"started": False, "segment": None, "count": {}, "target": None, "position": 0}
+
+        def decide(line: str) -> CrashPoint | None:
+            short = segment_of(line)
+            if short is None:
+                return None
+            if not state["started"]:
+                if LOCK_TASK not in line or "Validating arguments" in line:
+                    return None
+                state["started"] = True
+            if short != state["segment"]:
+                state["segment"] = short
+                state["count"][short] = state["count"].get(short, 0) + 1
+                if state["target"] is not None:  # the target's last task is done: kill after it
+                    return self._point(state["target"], line, state["position"], after_last=True)
+                key = f"{short}#{state['count'][short]}"
+                if key not in self.covered:
+                    if self.select(key):
+                        state["target"], state["position"] = key, 0
+                    else:
+                        self.covered.append(key)
+            if state["target"] is None:
+                return None
+            state["position"] += 1
+            if self.rng.random() < self.within:
+                return self._point(state["target"], line, state["position"], after_last=False)
+            return None
+
+        return decide
+
+    def _point(self, segment: str, line: str, position: int, after_last: bool) -> CrashPoint:
+        name = ("SIGKILL", "SIGINT")[self._signal_turn % 2]
+        self._signal_turn += 1
+        self.covered.append(segment)
+        return CrashPoint(
+            self.playbook,
+            segment,
+            task_of(line),
+            position,
+            after_last,
+            name,
+            round(self.rng.uniform(0, self.max_delay), 2),
+        )
+
+
+@dataclass
+class ChainRun:
+    output: str
+    returncode: int
+    point: CrashPoint | None  # None: it ran to its end
+    seconds: float
+
+
+def run_once(target, chain: Chain, *args: str, env: dict | None = None, timeout: float = 600) -> ChainRun:
+    """Run ``chain.playbook`` against ``target`` (anything with an endpoint_url) and kill it where the
+    chain decides; a run the chain does not kill ends by itself."""
+    command = [sys.executable, "-c", UNIGNORE_SIGINT_AND_EXEC, *playbook_command(chain.playbook, *args)]
+    started = time.monotonic()
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=playbook_env(target, {"ANSIBLE_NOCOLOR": "1", **(env or {})}),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    seen: list[str] = []
+    decide = chain.decider()
+    point = None
+    try:
+        for line in process.stdout:
+            seen.append(line)
+            point = decide(line)
+            if point is not None or time.monotonic() - started > timeout:
+                break
+        if point is not None:
+            time.sleep(point.delay)
+            os.killpg(process.pid, SIGNALS[point.signal])
+            if point.signal == "SIGINT":  # Ctrl-C: let it end by itself, as a terminal would
+                seen.append(process.communicate(timeout=60)[0])
+        else:
+            seen.append(process.communicate(timeout=max(1.0, timeout - (time.monotonic() - started)))[0])
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    if point is not None:
+        point.returncode = process.returncode
+        chain.points.append(point)
+    return ChainRun("".join(seen), process.returncode, point, time.monotonic() - started)
+
+
+def run_chain(
+    target,
+    chain: Chain,
+    *args: str,
+    after_kill: Callable[[ChainRun], None] = lambda _run: None,
+    max_runs: int = 20,
+    env: dict | None = None,
+) -> list[ChainRun]:
+    """Runs of ``chain.playbook`` until one is not killed; ``after_kill`` checks the account after each
+    killed run. Returns every run, the last the one that completed (or failed by itself)."""
+    runs: list[ChainRun] = []
+    for _ in range(max_runs):
+        runs.append(run_once(target, chain, *args, env=env))
+        if runs[-1].point is None:
+            return runs
+        after_kill(runs[-1])
+    tried = [p.describe() for p in chain.points]
+    raise AssertionError(f"{chain.playbook}: still killed after {max_runs} runs: {tried}")
