@@ -5,6 +5,11 @@ the variable) and ``bench/reliability.py`` (a sample, counted). ``WRONG`` holds 
 variable (a wrong type, a value outside the choices, out of range, or not matching the pattern AWS
 accepts); ``NOT_SET_BY_USERS`` the variables users do not set, each with the reason; ``SHORT_NAMES``
 the operator's ``-e`` names the playbooks wire into role variables.
+
+``refuse_all`` tries every case in batches: one run carries the wrong values of one role's variables, and
+credits those its failure messages make the subject of a refusal (``refused_variables``); the rest go
+into the next run, two variables whose checks read each other never together; what batches stop
+crediting runs alone, checked as one case (``case_problems``, as ``refusal_problems`` does for one case).
 """
 
 from __future__ import annotations
