@@ -5,16 +5,27 @@ the variable) and ``bench/reliability.py`` (a sample, counted). ``WRONG`` holds 
 variable (a wrong type, a value outside the choices, out of range, or not matching the pattern AWS
 accepts); ``NOT_SET_BY_USERS`` the variables users do not set, each with the reason; ``SHORT_NAMES``
 the operator's ``-e`` names the playbooks wire into role variables.
+
+``refuse_all`` tries every case in batches: one run carries the wrong values of one role's variables, and
+credits those its failure messages make the subject of a refusal (``refused_variables``); the rest go
+into the next run, two variables whose checks read each other never together; what batches stop
+crediting runs alone, checked as one case (``case_problems``, as ``refusal_problems`` does for one case).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import textwrap
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from localcloud.harness import REPO, run_playbook
+from localcloud.harness import REPO, Run, run_playbook
 
 ROLES = REPO / "roles"
 
@@ -328,14 +339,283 @@ def cases() -> list[tuple[str, dict, str]]:
 def refusal_problems(api, playbook: str, extra: dict, named: str) -> list[str]:
     """Run one case against ``api``: what is wrong with its refusal (nothing: it was refused, naming
     ``named``, before any task that calls AWS started)."""
+    return case_problems(playbook, extra, named, run_case(api, playbook, extra))
+
+
+def run_case(api, playbook: str, extra: dict) -> Run:
+    """``ansible-playbook playbooks/<playbook>.yml -e <extra as JSON>`` against ``api``."""
     # Nothing runs on a host before the refusal: the plain linear strategy starts faster than Mitogen's.
-    run = run_playbook(api, playbook, "-e", json.dumps(extra), env={"ANSIBLE_STRATEGY": "ansible.builtin.linear"})
+    return run_playbook(api, playbook, "-e", json.dumps(extra), env={"ANSIBLE_STRATEGY": "ansible.builtin.linear"})
+
+
+def aws_tasks_started(output: str) -> list[str]:
+    """The tasks of FIRST_AWS_TASKS that started in a run's output."""
+    return [task for task in FIRST_AWS_TASKS if f"TASK [ecs_production.platform.platform : {task}" in output]
+
+
+def case_problems(playbook: str, extra: dict, named: str, run: Run) -> list[str]:
+    """What is wrong with one case's refusal in ``run``. A variable of the argument specs must be named as
+    what is wrong (``refused_variables``); an operator's short name (``-e color=``) anywhere in the output."""
     problems = []
     if run.returncode == 0:
         problems.append("the run passed")
-    if named not in run.output:
+    if named in spec_variables():
+        if named not in refused_variables(run.output):
+            problems.append(f"the refusal does not name {named} as a wrong input")
+    elif named not in run.output:
         problems.append(f"the output does not name {named}")
-    started = [task for task in FIRST_AWS_TASKS if f"TASK [ecs_production.platform.platform : {task}" in run.output]
+    started = aws_tasks_started(run.output)
     if started:
         problems.append(f"a task that calls AWS started: {started}")
     return [f"{playbook} -e '{json.dumps(extra)}': {problem}\n{run.tail(1500)}" for problem in problems]
+
+
+# ---- reading a refusal -----------------------------------------------------------------------------
+
+# A failed result of the default callback in YAML: "fatal: [localhost]: FAILED! => " (a task) or
+# "failed: [localhost] (item=...) => " (one item of a loop), the result's keys indented below.
+FAILED_RESULT = re.compile(r"^(?:fatal: \[[^\]]+\]: FAILED!|failed: \[[^\]]+\] \(item=.*\)) => ?(.*)$", re.M)
+ARGUMENT_SPEC_FAILED = "Validation of arguments failed:"
+# One line per wrong input of the argument spec's validation (ansible.module_utils.common.parameters); an
+# option inside another ("... found in 'outer -> inner'") is the outer variable's wrong value.
+ARGUMENT_SPEC_LINE = re.compile(
+    r"^(?:argument '(?P<typed>\w+)' is of type "
+    r"|value of (?P<choice>\w+) must be one (?:or more )?of: "
+    r"|Elements value for option '(?P<element>\w+)'"
+    r")(?:.*? found in '(?P<outer>\w+))?"
+)
+# The sentences of the roles' asserts that make their variable the subject of a refusal. Each must start
+# the message or a sentence (after ". "); a variable named anywhere else (in "set V to true", in an allowed
+# text, in "inside network_vpc_cidr ...") is not credited.
+REFUSAL_SENTENCE = re.compile(
+    r"(?:^|(?<=\. ))(?:"
+    # the checks lists of tasks/validate.yml: "V is <its value as JSON>: <what is allowed>."
+    r"(?P<check>[a-z][a-z0-9_]*) is (?=\"|\[|\{|-?[0-9]|true\b|false\b|null\b)"
+    # network: 'network_vpc_cidr "10.0.0.0/33" is not an IPv4 network ...'
+    r"|(?P<quoted>[a-z][a-z0-9_]*) \"[^\"]*\" is not "
+    # network: '<list> entry "nonsense" is not an IPv4 network inside network_vpc_cidr ...'
+    r"|(?P<entry>[a-z][a-z0-9_]*) entry \"[^\"]*\" is not "
+    # network: "network_public_subnet_cidrs: public subnets overlap: ..."
+    r"|(?P<overlap>[a-z][a-z0-9_]*): [a-z]+ subnets overlap: "
+    # network: "network_app_subnet_cidrs overlap each other or the public or private subnets: ..."
+    r"|(?P<app_overlap>[a-z][a-z0-9_]*) overlap each other "
+    # bluegreen, the operator's inputs: "-e color=red (bluegreen_color): ...", "-e bake_seconds=abc
+    # (bluegreen_bake_seconds) must be ..."
+    r"|-e [a-z_]+=[^()]*\((?P<operator>[a-z][a-z0-9_]*)\)[: ]"
+    r")"
+)
+
+
+def failure_messages(output: str) -> list[str]:
+    """The ``msg`` of every failed result (task or loop item) in a run's output."""
+    messages = []
+    lines = output.splitlines()
+    for number, line in enumerate(lines):
+        found = FAILED_RESULT.match(line)
+        if not found:
+            continue
+        if found.group(1).strip():  # the result on the same line (JSON)
+            block = found.group(1)
+        else:
+            body = []
+            for following in lines[number + 1 :]:
+                if following.strip() and not following.startswith("    "):
+                    break
+                body.append(following)
+            block = textwrap.dedent("\n".join(body))
+        try:
+            result = yaml.safe_load(block)
+        except yaml.YAMLError:
+            continue
+        if isinstance(result, dict) and isinstance(result.get("msg"), str):
+            messages.append(result["msg"])
+    return messages
+
+
+def refused_in_message(message: str) -> set[str]:
+    """The variables one failure message refuses: those it makes the subject of a refusal."""
+    if message.startswith(ARGUMENT_SPEC_FAILED):
+        found = set()
+        for line in message.splitlines()[1:]:
+            match = ARGUMENT_SPEC_LINE.match(line.strip())
+            if match:
+                found.add(match["outer"] or match["typed"] or match["choice"] or match["element"])
+        return found
+    flat = " ".join(message.split())
+    return {next(name for name in match.groups() if name) for match in REFUSAL_SENTENCE.finditer(flat)}
+
+
+def refusals(output: str) -> dict[str, bool]:
+    """{variable a failed run's output refuses: whether only by the argument spec's validation}, read from
+    its failed results' messages only (not from the argument spec it dumps, nor from a variable mentioned
+    in passing)."""
+    found: dict[str, bool] = {}
+    for message in failure_messages(output):
+        by_spec = message.startswith(ARGUMENT_SPEC_FAILED)
+        for name in refused_in_message(message):
+            found[name] = found.get(name, True) and by_spec
+    return found
+
+
+def refused_variables(output: str) -> set[str]:
+    """The variables a failed run's output refuses (``refusals``)."""
+    return set(refusals(output))
+
+
+# ---- batching --------------------------------------------------------------------------------------
+
+VALIDATING_TASKS = [*sorted(ROLES.glob("*/tasks/validate.yml")), ROLES / "platform" / "tasks" / "main.yml"]
+VARIABLE_WORD = re.compile(r"\b[a-z][a-z0-9]*_[a-z0-9_]+\b")
+
+
+def check_dependencies(files: Iterable[Path] = VALIDATING_TASKS, variables: Iterable[str] | None = None) -> dict:
+    """{variable: the other variables one of its checks reads}, symmetric. A check of a ``*_checks``
+    list reads what its ``ok`` names; any other assert reads everything its ``that``, ``vars``, ``loop`` and
+    ``when`` name, for each variable it names. A batch never holds two variables that depend on each other:
+    one's wrong value could then make the other's check fail, crediting a variable whose own wrong value
+    would pass."""
+    known = set(spec_variables() if variables is None else variables)
+    depends: dict[str, set[str]] = {}
+
+    def tie(names: set[str]) -> None:
+        for name in names:
+            depends.setdefault(name, set()).update(names - {name})
+
+    for path in files:
+        for task in yaml.safe_load(Path(path).read_text()) or []:
+            if "ansible.builtin.assert" not in task:
+                continue
+            checks = [value for key, value in (task.get("vars") or {}).items() if key.endswith("_checks")]
+            if checks:
+                for check in checks[0]:
+                    tie({check["name"], *(set(VARIABLE_WORD.findall(str(check["ok"]))) & known)})
+                continue
+            read = [task["ansible.builtin.assert"].get("that"), task.get("vars"), task.get("loop"), task.get("when")]
+            tie(set(VARIABLE_WORD.findall(json.dumps(read, default=str))) & known)
+    return depends
+
+
+def plan_batches(variables: Iterable[str], depends: dict[str, set[str]]) -> list[list[str]]:
+    """The variables in as few batches as a greedy colouring gives, no two dependent ones together."""
+    batches: list[list[str]] = []
+    for variable in variables:
+        for batch in batches:
+            if not depends.get(variable, set()) & set(batch):
+                batch.append(variable)
+                break
+        else:
+            batches.append([variable])
+    return batches
+
+
+def credited(batch: Iterable[str], run: Run, depends: dict[str, set[str]]) -> set[str]:
+    """The variables of ``batch`` that ``run`` refused: none unless it failed before any task that calls
+    AWS; then those its failure messages make the subject of a refusal. A variable refused by a check is
+    credited only if no variable that check reads was in the batch (the argument spec's type and choice
+    errors read the variable alone)."""
+    if run.returncode == 0 or aws_tasks_started(run.output):
+        return set()
+    batch = set(batch)
+    return {
+        name
+        for name, by_spec in refusals(run.output).items()
+        if name in batch and (by_spec or not depends.get(name, set()) & batch)
+    }
+
+
+@dataclass
+class Group:
+    """Cases run by one playbook with the same needed inputs, of one role: batched together."""
+
+    playbook: str
+    needed: dict
+    role: str
+    variables: list[str] = field(default_factory=list)
+
+
+def groups() -> list[Group]:
+    """The cases of the argument specs' variables, grouped by (playbook, needed inputs, role)."""
+    found: dict[tuple, Group] = {}
+    roles = spec_variables()
+    for variable in sorted(set(roles) - set(NOT_SET_BY_USERS)):
+        playbook, needed = playbook_of(variable)
+        key = (playbook, json.dumps(needed, sort_keys=True), roles[variable])
+        found.setdefault(key, Group(playbook, needed, roles[variable])).variables.append(variable)
+    # The groups with the most stages (each a round at least) first, then the biggest.
+    return sorted(found.values(), key=lambda group: (-stages(group.role), -len(group.variables)))
+
+
+def stages(role: str) -> int:
+    """How many checks a run may stop at for the role's variables: its argument spec and its asserts."""
+    path = ROLES / role / "tasks" / ("main.yml" if role == "platform" else "validate.yml")
+    return 1 + sum("ansible.builtin.assert" in task for task in yaml.safe_load(path.read_text()) or [])
+
+
+@dataclass
+class Refusals:
+    """What ``refuse_all`` found: problems as ``refusal_problems`` words them, and the runs it made."""
+
+    cases: int = 0
+    runs: int = 0
+    problems: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)  # one line per batch: what it carried, what it credited
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+def refuse_group(group: Group, run: Callable[[str, dict], Run], depends: dict, report: Refusals) -> None:
+    """Batch a group's wrong values round after round; what a round does not credit goes into the next
+    (re-batched); a round that credits nothing leaves the rest to one run each, checked as one case (as is
+    a last variable left alone)."""
+
+    def counted(extra: dict) -> Run:
+        with report.lock:
+            report.runs += 1
+        return run(group.playbook, extra)
+
+    remaining = list(group.variables)
+    # The first round carries every wrong value of the group at once: the argument spec's validation
+    # names all its own errors, whatever else is wrong. The next rounds keep dependent variables apart.
+    batches = [remaining]
+    while len(remaining) > 1:
+        got = set()
+        for batch in batches:
+            refused = credited(batch, counted({**group.needed, **{name: WRONG[name] for name in batch}}), depends)
+            with report.lock:
+                report.log.append(f"{group.playbook} {group.role}: {len(batch)} wrong, credited {sorted(refused)}")
+            got |= refused
+        if not got:
+            break
+        remaining = [name for name in remaining if name not in got]
+        batches = plan_batches(remaining, depends)
+    for name in remaining:
+        with report.lock:
+            report.log.append(f"{group.playbook} {group.role}: {name} alone")
+        extra = {**group.needed, name: WRONG[name]}
+        problems = case_problems(group.playbook, extra, name, counted(extra))
+        with report.lock:
+            report.problems += problems
+
+
+def refuse_all(api, workers: int = 2, run: Callable[[str, dict], Run] | None = None) -> Refusals:
+    """Every case of ``cases()``, batched: the argument specs' variables by group (``refuse_group``), the
+    operator's short names one per run. ``run(playbook, extra)`` runs a playbook (default: against ``api``)."""
+    run = run or (lambda playbook, extra: run_case(api, playbook, extra))
+    depends = check_dependencies()
+    report = Refusals(cases=len(cases()))
+    singles = [("swap", extra, named) for extra, named in SHORT_NAMES]
+    singles += [("deploy", extra, named) for extra, named in DEPLOY_SHORT_NAMES]
+
+    def single(case: tuple[str, dict, str]) -> None:
+        playbook, extra, named = case
+        with report.lock:
+            report.runs += 1
+        problems = case_problems(playbook, extra, named, run(playbook, extra))
+        with report.lock:
+            report.problems += problems
+
+    jobs = [lambda group=group: refuse_group(group, run, depends, report) for group in groups()]
+    jobs += [lambda case=case: single(case) for case in singles]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for done in [pool.submit(job) for job in jobs]:
+            done.result()
+    return report
