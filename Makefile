@@ -94,7 +94,7 @@ dataplane: venv  ## the local cloud's data plane: tasks, load balancer, database
 	python -m pytest tests/dataplane $(PYTEST_ARGS)
 
 e2e: venv  ## whole playbooks against the local cloud
-	python -m pytest tests/e2e $(PYTEST_ARGS)
+	python -m pytest tests/e2e --durations=15 $(PYTEST_ARGS)
 
 molecule: venv  ## the molecule scenario over the local cloud
 	molecule test -s platform
