@@ -62,9 +62,8 @@ class ListenerWatch:
 
 def run_phase(cloud: LocalCloud, playbook: str, *args: str, env: dict, watch: bool = False) -> dict:
     timeline = Path(tempfile.mkstemp(prefix="timeline-", suffix=".json")[1])
-    phase_env = dict(
-        env, ANSIBLE_CALLBACKS_ENABLED="ecs_production.platform.timeline", ECS_PLATFORM_TIMELINE_PATH=str(timeline)
-    )
+    callbacks = "ecs_production.platform.timeline,ecs_production.platform.lock_release"
+    phase_env = dict(env, ANSIBLE_CALLBACKS_ENABLED=callbacks, ECS_PLATFORM_TIMELINE_PATH=str(timeline))
     watcher = ListenerWatch(cloud) if watch else None
     cloud.recorder.start()
     run = cloud.playbook(playbook, *args, env=phase_env)

@@ -5,7 +5,9 @@ run killed once: with SIGKILL, or SIGINT as Ctrl-C sends it, alternately; after 
 inside the next segment of the run (a role's consecutive tasks, from the one that takes the lock on) not
 yet covered, plus a random delay of up to 0.6 s, so that some kills land while a module runs. After
 every kill the account holds no duplicate of anything (by kind, against what a provision makes), the
-database password, once generated, is never generated again, and no traffic was ever pointed at green.
+database password, once generated, is never generated again, and no traffic was ever pointed at green;
+a run interrupted with SIGINT (exit 99) left no lock (the lock_release callback released it as it
+exited), and the run after a SIGKILL takes the dead run's lock over, saying so.
 The run that meets no segment left completes and leaves exactly the platform, the first password kept.
 Then a teardown chain kills a sample of teardown's segments the same way, and its last run leaves
 nothing. The points tried are printed and written to ``tests/output/crash_points.json``.
@@ -91,9 +93,14 @@ def lock_holder(api) -> dict | None:
 
 
 def takeover_problems(runs: list[ChainRun], holders: list[dict | None]) -> list[str]:
-    """Each run after a killed one that held the lock takes the lock over, naming the dead holder (a run
+    """A run interrupted with SIGINT (exit 99) released its lock as it exited (the lock_release callback);
+    each run after a killed one that held the lock takes the lock over, naming the dead holder (a run
     killed at its own lock task may not have printed it yet)."""
-    problems = []
+    problems = [
+        f"{run.point.describe()}: exit 99 left the lock held: {held}"
+        for run, held in zip(runs, holders, strict=False)
+        if run.point and run.point.signal == "SIGINT" and run.returncode == 99 and held
+    ]
     for run, held in zip(runs[1:], holders, strict=False):
         reached = run.point is None or not run.point.segment.startswith("platform#1")
         said = held and f"process {held['pid']} on {held['host']} is gone" in " ".join(run.output.split())

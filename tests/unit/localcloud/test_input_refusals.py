@@ -36,6 +36,11 @@ RECAP = (
 
 # provision -e '{network_state: gone, network_nat_gateways: two, ...}' (argument_spec_data cut to two
 # options; their descriptions mention other variables, which must not be credited).
+# Copied as printed: "{TRAILING_SPACE}" stands for the trailing space after "=>" (no trailing whitespace in
+# the source), "{VALID_BOOLEANS}" for the rest of the long line.
+VALID_BOOLEANS = (
+    " Valid booleans include: 'yes', 1, 0, 'true', 'no', '1', 'y', 'false', 'on', 'f', 'n', '0', 'off', 't'"
+)
 ARGUMENT_SPEC = """\
 TASK [ecs_production.platform.network : Validating arguments against arg spec validate] ***
 [ERROR]: Task failed: Action failed: Validation of arguments failed:
@@ -43,7 +48,7 @@ value of network_state must be one of: present, absent, got: gone
 value of network_nat_gateways must be one of: none, single, per_az, got: two
 Origin: <unknown>
 
-fatal: [localhost]: FAILED! => 
+fatal: [localhost]: FAILED! =>{TRAILING_SPACE}
     argument_errors:
     - 'value of network_state must be one of: present, absent, got: gone'
     - 'value of network_nat_gateways must be one of: none, single, per_az, got: two'
@@ -62,7 +67,7 @@ fatal: [localhost]: FAILED! =>
     changed: false
     msg: |-
         Validation of arguments failed:
-        argument 'network_app_subnets_private' is of type str and we were unable to convert to bool: The value 'maybe' is not a valid boolean. Valid booleans include: 'yes', 1, 0, 'true', 'no', '1', 'y', 'false', 'on', 'f', 'n', '0', 'off', 't'
+        argument 'network_app_subnets_private' is of type str and we were unable to convert to bool: The value 'maybe' is not a valid boolean.{VALID_BOOLEANS}
         value of network_state must be one of: present, absent, got: gone
         value of network_nat_gateways must be one of: none, single, per_az, got: two
     validate_args_context:
@@ -70,7 +75,7 @@ fatal: [localhost]: FAILED! =>
         name: network
         path: /work/wt-inputs/.collections/ansible_collections/ecs_production/platform/roles/network
         type: role
-"""
+""".replace("{TRAILING_SPACE}", " ").replace("{VALID_BOOLEANS}", VALID_BOOLEANS)
 
 
 def failed(msg_yaml: str, task: str = "Check the inputs") -> str:
@@ -146,7 +151,7 @@ Origin: /work/wt-inputs/.collections/ansible_collections/ecs_production/platform
 41 - name: Check each subnet CIDR lies inside network_vpc_cidr
      ^ column 3
 
-failed: [localhost] (item=network_private_subnet_cidrs: nonsense) => 
+failed: [localhost] (item=network_private_subnet_cidrs: nonsense) =>{TRAILING_SPACE}
     ansible_loop_var: item
     assertion: item.0 | ansible.utils.ipv4('net') == item.0
     changed: false
@@ -157,7 +162,7 @@ failed: [localhost] (item=network_private_subnet_cidrs: nonsense) =>
     msg: network_private_subnet_cidrs entry "nonsense" is not an IPv4 network inside network_vpc_cidr
         10.0.0.0/16.
 ok: [localhost] => (item=network_app_subnet_cidrs: 10.0.21.0/24)
-failed: [localhost] (item=network_app_subnet_cidrs: nonsense) => 
+failed: [localhost] (item=network_app_subnet_cidrs: nonsense) =>{TRAILING_SPACE}
     ansible_loop_var: item
     assertion: item.0 | ansible.utils.ipv4('net') == item.0
     changed: false
@@ -167,7 +172,7 @@ failed: [localhost] (item=network_app_subnet_cidrs: nonsense) =>
     - network_app_subnet_cidrs
     msg: network_app_subnet_cidrs entry "nonsense" is not an IPv4 network inside network_vpc_cidr
         10.0.0.0/16.
-"""
+""".replace("{TRAILING_SPACE}", " ")
 # The shapes of ansible.module_utils.common.parameters for list elements and options inside an option.
 ELEMENTS = failed("""\
     msg: |-
