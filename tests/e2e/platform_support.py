@@ -9,14 +9,10 @@ import subprocess
 import sys
 import time
 
+from localcloud.crashpoints import UNIGNORE_SIGINT_AND_EXEC
 from localcloud.harness import ENVIRONMENT, PROJECT, REPO, playbook_command, playbook_env
 
 IDENTITY = {"Project": PROJECT, "Environment": ENVIRONMENT, "ManagedBy": "ecs_production.platform"}
-
-
-UNIGNORE_SIGINT_AND_EXEC = (
-    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])"
-)
 
 
 def kill_playbook_when(api, name: str, marker: str, timeout: int = 600, sig: int = signal.SIGKILL) -> str:
