@@ -377,7 +377,8 @@ def test_listeners_that_come_and_go_open_and_close_ports(lb_cloud, lb_planes):
     plane = lb_planes(port_map={8080: lb_free_port()})
     assert plane.status()["listeners"] == []
     arn = lb_cloud.listener(lb, 8080, [{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "204"}}])
-    lb_wait_until(lambda: plane.status()["listeners"], timeout=2)
+    # Listed as soon as the API shows it; served once its local_port is set (status's contract).
+    lb_wait_until(lambda: [li["local_port"] for li in plane.status()["listeners"]] == [plane.ports[8080]], timeout=2)
     client = LbClient(plane.ports[8080])
     assert client.get("/").status == 204
     client.close()
