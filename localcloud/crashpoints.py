@@ -70,12 +70,14 @@ class CrashPoint:
     signal: str  # SIGKILL or SIGINT
     delay: float  # seconds between the banner and the signal
     returncode: int | None = None
+    note: str = ""  # what else it took to end the run (after_ctrl_c)
 
     def describe(self) -> str:
         where = f"at {self.segment} task {self.position}"
         if self.after_last:
             where = f"after the last task of {self.segment}"
-        return f"{self.playbook}: {self.signal} {where} (+{self.delay:.2f} s): {self.task}"
+        note = f" [{self.note}]" if self.note else ""
+        return f"{self.playbook}: {self.signal} {where} (+{self.delay:.2f} s): {self.task}{note}"
 
 
 @dataclass
@@ -150,6 +152,22 @@ class ChainRun:
     seconds: float
 
 
+def after_ctrl_c(process: subprocess.Popen, point: CrashPoint, patience: float = 45.0) -> str:
+    """What the run prints after its Ctrl-C, as an operator at a terminal would see it end.
+
+    ansible-core 2.19 mostly stops at once (exit 99). It may also take a Ctrl-C during a module as the end of
+    that task only and go on (ansible/ansible#86078), or, seen once in CI, stop printing and not end: after
+    ``patience`` seconds without an end the operator presses Ctrl-C again, and after as long again kills it.
+    ``point.note`` says which happened."""
+    for action in ("second Ctrl-C", "SIGKILL after two Ctrl-C"):
+        try:
+            return process.communicate(timeout=patience)[0]
+        except subprocess.TimeoutExpired:  # retrying communicate() loses none of the output
+            point.note = action
+            os.killpg(process.pid, signal.SIGINT if action == "second Ctrl-C" else signal.SIGKILL)
+    return process.communicate()[0]
+
+
 def run_once(target, chain: Chain, *args: str, env: dict | None = None, timeout: float = 600) -> ChainRun:
     """Run ``chain.playbook`` against ``target`` (anything with an endpoint_url) and kill it where the
     chain decides; a run the chain does not kill ends by itself."""
@@ -177,8 +195,8 @@ def run_once(target, chain: Chain, *args: str, env: dict | None = None, timeout:
         if point is not None:
             time.sleep(point.delay)
             os.killpg(process.pid, SIGNALS[point.signal])
-            if point.signal == "SIGINT":  # Ctrl-C: let it end by itself, as a terminal would
-                seen.append(process.communicate(timeout=60)[0])
+            if point.signal == "SIGINT":
+                seen.append(after_ctrl_c(process, point))
         else:
             seen.append(process.communicate(timeout=max(1.0, timeout - (time.monotonic() - started)))[0])
     finally:
