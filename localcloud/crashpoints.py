@@ -168,10 +168,17 @@ def after_ctrl_c(process: subprocess.Popen, point: CrashPoint, patience: float =
     return process.communicate()[0]
 
 
-def run_once(target, chain: Chain, *args: str, env: dict | None = None, timeout: float = 600) -> ChainRun:
-    """Run ``chain.playbook`` against ``target`` (anything with an endpoint_url) and kill it where the
-    chain decides; a run the chain does not kill ends by itself."""
-    command = [sys.executable, "-c", UNIGNORE_SIGINT_AND_EXEC, *playbook_command(chain.playbook, *args)]
+def run_killed(
+    target,
+    playbook: str,
+    decide: Callable[[str], CrashPoint | None],
+    *args: str,
+    env: dict | None = None,
+    timeout: float = 600,
+) -> ChainRun:
+    """Run ``playbook`` against ``target`` (anything with an endpoint_url) and send the signal of the first
+    point ``decide`` returns for a line of its output; a run ``decide`` never stops ends by itself."""
+    command = [sys.executable, "-c", UNIGNORE_SIGINT_AND_EXEC, *playbook_command(playbook, *args)]
     started = time.monotonic()
     process = subprocess.Popen(
         command,
@@ -184,7 +191,6 @@ def run_once(target, chain: Chain, *args: str, env: dict | None = None, timeout:
         start_new_session=True,
     )
     seen: list[str] = []
-    decide = chain.decider()
     point = None
     try:
         for line in process.stdout:
@@ -205,8 +211,15 @@ def run_once(target, chain: Chain, *args: str, env: dict | None = None, timeout:
         process.wait()
     if point is not None:
         point.returncode = process.returncode
-        chain.points.append(point)
     return ChainRun("".join(seen), process.returncode, point, time.monotonic() - started)
+
+
+def run_once(target, chain: Chain, *args: str, env: dict | None = None, timeout: float = 600) -> ChainRun:
+    """One run of the chain's playbook, killed where the chain decides (the point kept in ``chain.points``)."""
+    run = run_killed(target, chain.playbook, chain.decider(), *args, env=env, timeout=timeout)
+    if run.point is not None:
+        chain.points.append(run.point)
+    return run
 
 
 def run_chain(

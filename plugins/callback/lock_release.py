@@ -19,7 +19,7 @@ description:
     once (its holder process is gone), and elsewhere the lock goes stale after
     O(ecs_production.platform.environment_lock#module:stale_after) seconds.
   - The AWS connection is the play's C(platform_aws_defaults) (region, endpoint and credentials, as the
-    playbooks' C(module_defaults)), templated when the lock is released, and boto3's own credential chain.
+    playbooks' C(module_defaults)), templated when the run takes the lock, and boto3's own credential chain.
   - Enabled in this repository's C(ansible.cfg) (C(callbacks_enabled)).
 requirements:
   - enabled in callbacks_enabled

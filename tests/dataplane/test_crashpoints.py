@@ -28,15 +28,19 @@ def test_segments_are_the_roles_short_names_or_the_task_outside_a_role():
     assert segment_of("ok: [localhost]") is None
 
 
-def test_a_chain_kills_once_in_each_segment_from_the_lock_on_then_lets_a_run_complete():
-    chain = Chain("provision", random.Random(1), within=0.5)  # noqa: S311 - reproducible draws
+def draw(chain: Chain) -> list[CrashPoint]:
+    """The points of a chain over RUN: runs (each a fresh decider) until one is not killed."""
     points = []
     for _ in range(10):
-        decide = chain.decider()
-        point = next((p for p in map(decide, RUN) if p is not None), None)
+        point = next((p for p in map(chain.decider(), RUN) if p is not None), None)
         if point is None:
-            break
+            return points
         points.append(point)
+    raise AssertionError(f"still killed after 10 runs: {[p.describe() for p in points]}")
+
+
+def test_a_chain_kills_once_in_each_segment_from_the_lock_on_then_lets_a_run_complete():
+    points = draw(Chain("provision", random.Random(1), within=0.5))  # noqa: S311 - reproducible draws
     # Nothing before the lock is a target; then each segment once, in order, signals alternating.
     assert [p.segment for p in points][:3] == ["platform#1", "network#1", "secrets#1"]
     assert [p.signal for p in points[:2]] in (["SIGKILL", "SIGINT"], ["SIGINT", "SIGKILL"])
@@ -46,18 +50,10 @@ def test_a_chain_kills_once_in_each_segment_from_the_lock_on_then_lets_a_run_com
 
 
 def test_a_chain_with_the_same_seed_draws_the_same_points():
-    def draw(seed):
-        chain = Chain("provision", random.Random(seed))  # noqa: S311 - reproducible draws
-        found = []
-        for _ in range(10):
-            decide = chain.decider()
-            point = next((p for p in map(decide, RUN) if p is not None), None)
-            if point is None:
-                return found
-            found.append(point.describe())
-        return found
+    def described(seed):
+        return [p.describe() for p in draw(Chain("provision", random.Random(seed)))]  # noqa: S311 - reproducible
 
-    assert draw(7) == draw(7)
+    assert described(7) == described(7)
 
 
 def test_a_run_that_ignores_its_first_ctrl_c_gets_a_second_and_its_output_is_kept():

@@ -3,50 +3,20 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
-from localcloud.crashpoints import UNIGNORE_SIGINT_AND_EXEC
-from localcloud.harness import ENVIRONMENT, PROJECT, REPO, playbook_command, playbook_env
+from localcloud.crashpoints import CrashPoint, run_killed, task_of
+from localcloud.harness import ENVIRONMENT, PROJECT
 
 IDENTITY = {"Project": PROJECT, "Environment": ENVIRONMENT, "ManagedBy": "ecs_production.platform"}
 
 
-def kill_playbook_when(api, name: str, marker: str, timeout: int = 600, sig: int = signal.SIGKILL) -> str:
-    """Start a playbook and SIGKILL it (and its module processes) once ``marker`` shows in its output.
+def kill_playbook_when(api, name: str, marker: str, timeout: int = 600) -> str:
+    """Start a playbook, SIGKILL it (its whole process group) once ``marker`` shows in its output, and return
+    all it printed."""
 
-    With ``sig=signal.SIGINT``, interrupt it as Ctrl-C in a terminal does (SIGINT to its process group),
-    let it end by itself (up to a minute), and return all it printed.
-    """
-    # A shell's background job ignores SIGINT and the playbook would inherit that: undo it before the exec.
-    command = [sys.executable, "-c", UNIGNORE_SIGINT_AND_EXEC, *playbook_command(name)]
-    process = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=playbook_env(api),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    seen = []
-    deadline = time.monotonic() + timeout
-    try:
-        for line in process.stdout:
-            seen.append(line)
-            if marker in line or time.monotonic() > deadline:
-                break
-        if sig != signal.SIGKILL and marker in "".join(seen):
-            os.killpg(process.pid, sig)
-            seen.append(process.communicate(timeout=60)[0])
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    output = "".join(seen)
+    def at_marker(line: str) -> CrashPoint | None:
+        return CrashPoint(name, "", task_of(line), 0, False, "SIGKILL", 0.0) if marker in line else None
+
+    output = run_killed(api, name, at_marker, timeout=timeout).output
     assert marker in output, f"the playbook never reached {marker!r}:\n{output[-5000:]}"
     return output
 
