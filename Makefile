@@ -84,8 +84,11 @@ sanity: venv  ## ansible-test sanity on the collection
 unit: venv  ## unit tests of the modules, plugins and tools
 	python -m pytest tests/unit tests/tools $(PYTEST_ARGS)
 
+# Two workers (pytest-xdist), each with a local AWS API of its own: the targets are independent playbooks,
+# and one ansible-playbook at a time leaves the second core mostly idle.
+INTEGRATION_WORKERS ?= 2
 integration: venv  ## module integration targets against the local AWS API
-	python -m pytest tests/integration $(PYTEST_ARGS)
+	python -m pytest tests/integration -n $(INTEGRATION_WORKERS) $(PYTEST_ARGS)
 
 app-tests: venv  ## the service's tests against a real PostgreSQL and the local AWS API
 	python -m pytest app/tests $(PYTEST_ARGS)

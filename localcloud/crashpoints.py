@@ -229,12 +229,14 @@ def run_chain(
     after_kill: Callable[[ChainRun], None] = lambda _run: None,
     max_runs: int = 20,
     env: dict | None = None,
+    first_args: tuple[str, ...] = (),
 ) -> list[ChainRun]:
     """Runs of ``chain.playbook`` until one is not killed; ``after_kill`` checks the account after each
-    killed run. Returns every run, the last the one that completed (or failed by itself)."""
+    killed run. ``first_args`` go to the first run only, after ``args``. Returns every run, the last the
+    one that completed (or failed by itself)."""
     runs: list[ChainRun] = []
-    for _ in range(max_runs):
-        runs.append(run_once(target, chain, *args, env=env))
+    for index in range(max_runs):
+        runs.append(run_once(target, chain, *args, *(first_args if index == 0 else ()), env=env))
         if runs[-1].point is None:
             return runs
         after_kill(runs[-1])

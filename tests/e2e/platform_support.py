@@ -3,22 +3,9 @@
 
 from __future__ import annotations
 
-from localcloud.crashpoints import CrashPoint, run_killed, task_of
 from localcloud.harness import ENVIRONMENT, PROJECT
 
 IDENTITY = {"Project": PROJECT, "Environment": ENVIRONMENT, "ManagedBy": "ecs_production.platform"}
-
-
-def kill_playbook_when(api, name: str, marker: str, timeout: int = 600) -> str:
-    """Start a playbook, SIGKILL it (its whole process group) once ``marker`` shows in its output, and return
-    all it printed."""
-
-    def at_marker(line: str) -> CrashPoint | None:
-        return CrashPoint(name, "", task_of(line), 0, False, "SIGKILL", 0.0) if marker in line else None
-
-    output = run_killed(api, name, at_marker, timeout=timeout).output
-    assert marker in output, f"the playbook never reached {marker!r}:\n{output[-5000:]}"
-    return output
 
 
 def identity(environment: str = ENVIRONMENT) -> dict[str, str]:

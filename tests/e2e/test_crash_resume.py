@@ -7,10 +7,14 @@ yet covered, plus a random delay of up to 0.6 s, so that some kills land while a
 every kill the account holds no duplicate of anything (by kind, against what a provision makes), the
 database password, once generated, is never generated again, and no traffic was ever pointed at green;
 a run interrupted with SIGINT (exit 99) left no lock (the lock_release callback released it as it
-exited), and the run after a SIGKILL takes the dead run's lock over, saying so.
+exited), and the run after a SIGKILL takes the dead run's lock over, saying so. Once, after the first
+SIGKILL that left the lock held, the lock is made to name a holder that still runs (this test's process),
+then one on another host: provision refuses both before touching anything, saying how to break the lock.
 The run that meets no segment left completes and leaves exactly the platform, the first password kept.
 Then a teardown chain kills a sample of teardown's segments the same way, and its last run leaves
 nothing. The points tried are printed and written to ``tests/output/crash_points.json``.
+
+The first teardown run, given ``-e break_lock=true``, breaks a lock whose holder still runs.
 
 The seed of the draws is printed; ``CRASH_SEED=<seed>`` runs the same points again.
 """
@@ -18,11 +22,14 @@ The seed of the draws is printed; ``CRASH_SEED=<seed>`` runs the same points aga
 from __future__ import annotations
 
 import json
+import os
+import socket
 
 import pytest
+from ansible_collections.ecs_production.platform.plugins.module_utils.process import start_time
 
 from localcloud.crashpoints import Chain, ChainRun, run_chain, seeded
-from localcloud.harness import ENVIRONMENT, PREFIX, PROJECT, REPO, listener_weights
+from localcloud.harness import ENVIRONMENT, PREFIX, PROJECT, REPO, listener_weights, run_playbook
 from tests.e2e.platform_support import identity, live_resources
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
@@ -109,6 +116,39 @@ def takeover_problems(runs: list[ChainRun], holders: list[dict | None]) -> list[
     return problems
 
 
+def refusals(api, where: str, seen: list[dict]) -> list[str]:
+    """With the lock of a killed run (SIGKILL) left held: a holder that still runs (this test's process)
+    and one on another host, whose process this run cannot see, are refused before anything changes,
+    naming the holder and how to break the lock; then the dead run's lock is put back as it was."""
+    ssm = api.client("ssm")
+    dead = ssm.get_parameter(Name=LOCK)["Parameter"]["Value"]
+    killed = json.loads(dead)
+    seen.append(killed)
+    problems = []
+    if killed["host"] != socket.gethostname() or not isinstance(killed["pid"], int):
+        problems.append(f"{where}: the lock does not name the killed run on this host: {killed}")
+    if os.path.exists(f"/proc/{killed['pid']}"):
+        problems.append(f"{where}: the lock's holder {killed['pid']} still runs after SIGKILL")
+    left = census(api)
+    holders = {
+        "still running": (dict(killed, pid=os.getpid(), started=start_time(os.getpid())), ["which is still running"]),
+        "on another host": (dict(killed, host="another-host"), ["another host"]),
+    }
+    for name, (holder, said) in holders.items():
+        ssm.put_parameter(Name=LOCK, Value=json.dumps(holder), Type="String", Overwrite=True)
+        refused = run_playbook(api, "provision", "-e", "platform_lock_wait=2")
+        out = " ".join(refused.output.split())
+        expected = ["is held by", "-e break_lock=true", *said] + (["stuck-lock.md"] if name == "still running" else [])
+        missing = [text for text in expected if text not in out]
+        if refused.returncode == 0 or missing:
+            problems.append(f"{where}: a lock held {name} was not refused (missing {missing}):\n{out[-2000:]}")
+        print(f"[crash]   {where}: a lock held {name} refused: rc {refused.returncode}, {refused.seconds:.1f} s")
+    ssm.put_parameter(Name=LOCK, Value=dead, Type="String", Overwrite=True)
+    if census(api) != left:
+        problems.append(f"{where}: a refused run changed the account: {left} -> {census(api)}")
+    return problems
+
+
 def record(points: list[dict]) -> None:
     FIGURES.parent.mkdir(parents=True, exist_ok=True)
     FIGURES.write_text(json.dumps({"seed": SEED, "points": points}, indent=2) + "\n")
@@ -126,6 +166,7 @@ def test_provision_then_teardown_killed_at_sampled_tasks_resume_to_exactly_what_
     print(f"\n[crash] seed {SEED} (CRASH_SEED={SEED} draws the same points)")
     first_password: list[str] = []
     problems: list[str] = []
+    refused_once: list[dict] = []  # the lock of the killed run the refusals were tried with
 
     def after_provision_kill(run: ChainRun) -> None:
         where = run.point.describe()
@@ -147,6 +188,8 @@ def test_provision_then_teardown_killed_at_sampled_tasks_resume_to_exactly_what_
                 problems.append(f"{where}: green got traffic: {weights}")
         holders.append(lock_holder(api))
         print(f"[crash]   {where}: rc {run.returncode}, {run.seconds:.1f} s")
+        if run.point.signal == "SIGKILL" and holders[-1] and not refused_once:
+            problems.extend(refusals(api, where, refused_once))
 
     # Every role's segment once; not the playbook-level include of the (disabled) cicd role, the database's
     # second segment (its wait) or the closing unlock and summary.
@@ -165,9 +208,10 @@ def test_provision_then_teardown_killed_at_sampled_tasks_resume_to_exactly_what_
     killed_in = {p.segment for p in provision.points}
     assert roles | {"observability#1"} <= killed_in, f"never killed in: {sorted(roles - killed_in)}"
     assert {p.signal for p in provision.points} == {"SIGKILL", "SIGINT"}
+    assert refused_once, "no SIGKILL left the lock held: the refusals were not tried"
     print(f"[crash] provision: {len(provision.points)} kills, then a run of {final.seconds:.1f} s completed")
 
-    # Teardown: a sample of its segments (each a target with probability 0.1; observability, its first, always).
+    # Teardown: a sample of its segments (each a target with probability 0.1; observability, its first role, always).
     before: list[int] = [sum(census(api).values())]
 
     def after_teardown_kill(run: ChainRun) -> None:
@@ -178,10 +222,18 @@ def test_provision_then_teardown_killed_at_sampled_tasks_resume_to_exactly_what_
         before.append(sum(counts.values()))
         holders.append(lock_holder(api))
 
-    teardown = Chain("teardown", rng, select=lambda key: key == "observability#1" or rng.random() < 0.1)
+    # The operator who knows a holder is dead (here one that still runs) breaks its lock: the first run.
+    live = dict(refused_once[0], pid=os.getpid(), started=start_time(os.getpid()))
+    api.client("ssm").put_parameter(Name=LOCK, Value=json.dumps(live), Type="String", Overwrite=True)
+    # Not its lock's segment: the first run must get past the lock task to show that it broke the lock.
+    teardown = Chain(
+        "teardown", rng, select=lambda key: key != "platform#1" and (key == "observability#1" or rng.random() < 0.1)
+    )
     holders = []
-    runs = run_chain(api, teardown, after_kill=after_teardown_kill)
+    runs = run_chain(api, teardown, after_kill=after_teardown_kill, first_args=("-e", "break_lock=true"))
     final = runs[-1]
+    if "Breaking environment lock" not in " ".join(runs[0].output.split()):
+        problems.append(f"the first teardown did not break the live holder's lock:\n{runs[0].output[-3000:]}")
     problems += takeover_problems(runs, holders)
     record([vars(p) for p in provision.points + teardown.points])
     assert not problems, "\n".join(problems)

@@ -241,17 +241,23 @@ def task_log(task: dict, name: str) -> str:
         return ""
 
 
-def register_with_health_check(cloud: LocalCloud, original: str, container_name: str) -> tuple[str, dict]:
-    """A copy of a task definition whose container ``container_name`` has the curl health check,
-    nothing else changed: (its ARN, the original health check)."""
+# The curl check's timing in the copy: the shortest ECS accepts (interval 5 s, timeout 2-60 s, start period up
+# to 300 s) rather than the platform's 90 s start period, so that a task turns UNHEALTHY after 15 s, not 120 s.
+QUICK_CHECK = {"interval": 5, "timeout": 3, "retries": 2, "startPeriod": 10}
+
+
+def register_with_health_check(
+    cloud: LocalCloud, original: str, container_name: str, timing: dict | None = None
+) -> tuple[str, dict]:
+    """A copy of a task definition whose container ``container_name`` has the curl health check (with
+    ``timing`` over the original's), nothing else changed: (its ARN, the health check it has)."""
     ecs = cloud.client("ecs")
     described = ecs.describe_task_definition(taskDefinition=original, include=["TAGS"])
     registration = {k: copy.deepcopy(v) for k, v in described["taskDefinition"].items() if k in REGISTRABLE}
     if described.get("tags"):
         registration["tags"] = described["tags"]
     container = next(c for c in registration["containerDefinitions"] if c["name"] == container_name)
-    check = container["healthCheck"]
-    container["healthCheck"] = dict(check, command=CURL_CHECK)
+    container["healthCheck"] = dict(container["healthCheck"], **(timing or {}), command=CURL_CHECK)
     arn = ecs.register_task_definition(**registration)["taskDefinition"]["taskDefinitionArn"]
 
     before, after = described["taskDefinition"], ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
@@ -263,7 +269,7 @@ def register_with_health_check(cloud: LocalCloud, original: str, container_name:
         for c in before["containerDefinitions"]
     ]
     assert after["containerDefinitions"] == expected, "the copy differs in more than the health check"
-    return arn, check
+    return arn, container["healthCheck"]
 
 
 # -- a bounded steady load -------------------------------------------------------------------------
@@ -880,7 +886,8 @@ def test_a_container_check_that_cannot_pass_gets_its_tasks_replaced_with_the_rea
     ensure_serving(cloud, "green", 0)
     green = describe_service(cloud, "green")
     original = green["taskDefinition"]
-    curl_arn, check = register_with_health_check(cloud, original, green["loadBalancers"][0]["containerName"])
+    container_name = green["loadBalancers"][0]["containerName"]
+    curl_arn, check = register_with_health_check(cloud, original, container_name, QUICK_CHECK)
 
     # Failures count from the first check at or after the start period (checks run every interval
     # from the start): the first task turns UNHEALTHY `retries` failures later.

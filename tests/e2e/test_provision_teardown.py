@@ -1,5 +1,6 @@
 """The foundation, end to end against the local AWS API: provision, re-run, check mode, drift that
-belongs to deploy and swap, teardown (also after an interrupted provision), and bad input.
+belongs to deploy and swap, teardown, and bad input (an interrupted provision, the lock it leaves and
+the teardown after it: tests/e2e/test_crash_resume.py).
 
 The tests share one account. Each names the state it starts from (the ``empty`` or ``provisioned``
 fixture), which the fixture checks through the API and, where the account is not in it, reaches (a
@@ -10,17 +11,12 @@ its state first.
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-
 import botocore.exceptions
 import pytest
-from ansible_collections.ecs_production.platform.plugins.module_utils.process import start_time
 
 from localcloud.harness import PREFIX, desired_counts, listener_weights, run_playbook, set_listener_weights
 from localcloud.recorder import ApiRecorder, ansible_calls, writes
-from tests.e2e.platform_support import kill_playbook_when, live_resources, tagged_arns
+from tests.e2e.platform_support import live_resources, tagged_arns
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
@@ -228,51 +224,6 @@ def test_teardown_leaves_nothing_and_a_second_teardown_changes_nothing(provision
 def kept_snapshots(api) -> list[str]:
     found = api.client("rds").describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
     return [s["DBSnapshotIdentifier"] for s in found]
-
-
-def test_teardown_after_a_provision_killed_midway_leaves_nothing(empty):
-    api = empty
-    kill_playbook_when(api, "provision", "TASK [ecs_production.platform.alb : Load balancer")
-    assert live_resources(api), "the interrupted provision should have left something to clean up"
-    ssm = api.client("ssm")
-    dead = ssm.get_parameter(Name=LOCK)["Parameter"]["Value"]
-    killed = json.loads(dead)
-    # The lock names the killed ansible-playbook process, on this host; that process is gone.
-    assert killed["host"] == socket.gethostname() and isinstance(killed["pid"], int), killed
-    assert not os.path.exists(f"/proc/{killed['pid']}"), killed
-
-    def hold_lock_as(**holder):
-        ssm.put_parameter(Name=LOCK, Value=json.dumps(dict(killed, **holder)), Type="String", Overwrite=True)
-
-    # A holder that still runs (this test's process) is refused, naming it and how to break the lock.
-    left = live_resources(api)
-    hold_lock_as(pid=os.getpid(), started=start_time(os.getpid()))
-    refused = run_playbook(api, "teardown", "-e", "platform_lock_wait=2")
-    assert refused.returncode != 0, refused.tail()
-    assert "is held by" in refused.output and "which is still running" in refused.output, refused.tail()
-    assert "-e break_lock=true" in refused.output and "stuck-lock.md" in refused.output, refused.tail()
-    # So is a holder on another host, whose process this run cannot see.
-    hold_lock_as(host="another-host", pid=killed["pid"])
-    refused = run_playbook(api, "teardown", "-e", "platform_lock_wait=2")
-    assert refused.returncode != 0, refused.tail()
-    assert "another host" in refused.output and "-e break_lock=true" in refused.output, refused.tail()
-    assert live_resources(api) == left
-
-    # The killed run's own lock: the next run on this host takes it over at once, saying whose it was.
-    ssm.put_parameter(Name=LOCK, Value=dead, Type="String", Overwrite=True)
-    run = run_playbook(api, "teardown")
-    assert run.returncode == 0, run.tail()
-    flat_output = " ".join(run.output.split())
-    assert "Took over the environment lock /ecs-prod/local/lock" in flat_output, run.tail()
-    assert f"process {killed['pid']} on {killed['host']} is gone" in flat_output, run.tail()
-    assert live_resources(api) == {}
-
-    # The operator who knows a holder is dead (here one that still runs) breaks its lock.
-    hold_lock_as(pid=os.getpid(), started=start_time(os.getpid()))
-    run = run_playbook(api, "teardown", "-e", "break_lock=true")
-    assert run.returncode == 0, run.tail()
-    assert "Breaking environment lock" in " ".join(run.output.split()), run.tail()
-    assert live_resources(api) == {}
 
 
 @pytest.mark.parametrize(
