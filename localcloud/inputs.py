@@ -204,6 +204,7 @@ WRONG: dict[str, object] = {
     "ecs_container_health_check": {"command": ["CMD"]},
     "ecs_health_check_grace_period": -1,
     "ecs_stop_timeout": 200,
+    "ecs_container_insights": "on",
     "ecs_deployment_minimum_healthy_percent": 150,
     "ecs_deployment_maximum_percent": 50,
     "ecs_log_retention_days": 8,

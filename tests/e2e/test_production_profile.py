@@ -1,9 +1,8 @@
 """The production profile, end to end on a local cloud of its own: ``inventories/local-production`` (tasks in
 private app subnets behind a NAT gateway per zone and VPC endpoints, data subnets with no route out, WAF,
-Multi-AZ)
-provisions, serves v1 through the load balancer from tasks without a public IP, re-runs with changed=0 and
-tears down leaving nothing, NAT gateways, their Elastic IPs, the endpoints and the WAF web ACL (associated
-with the load balancer while it stands) included.
+Multi-AZ, Container Insights) provisions, serves v1 through the load balancer from tasks without a public IP,
+re-runs with changed=0 and tears down leaving nothing, NAT gateways, their Elastic IPs, the endpoints and the
+WAF web ACL (associated with the load balancer while it stands) included.
 
 One test, in the order an operator's runs go: each step needs the one before, and a cloud of its own (its
 environment, ``localprod``, and the load balancer's local ports) costs one ``localcloud up``.
@@ -164,6 +163,8 @@ def test_the_production_profile_serves_from_private_subnets_re_runs_clean_and_le
     wait_for(lambda: healthy_blue(cloud) >= 2, timeout=300, what="blue's 2 healthy targets")
     wait_for(lambda: request("GET", f"{cloud.https}/health")[0] == 200, timeout=60, what="/health through the ALB")
     check_tasks(cloud, app_subnets)
+    cluster = cloud.client("ecs").describe_clusters(clusters=[PREFIX], include=["SETTINGS"])["clusters"][0]
+    assert {"name": "containerInsights", "value": "enabled"} in cluster["settings"], cluster.get("settings")
 
     again = cloud.playbook("provision", "-i", INVENTORY)
     assert again.returncode == 0, again.tail()
