@@ -22,6 +22,11 @@ identities created in IAM (users' keys, assumed roles) are authorized against th
 moto also names an action by the service's signing name, not its IAM prefix: CloudWatch signs as
 ``monitoring`` but its actions are ``cloudwatch:DescribeAlarms``; this patch names them as IAM does.
 
+A denial is answered as AWS answers it: moto sends its XML ``AccessDenied`` to every protocol, which
+an SDK of a JSON service (ECR, ECS, SSM, CloudWatch Logs) cannot parse (boto3 reports an error
+``403`` with the raw XML); here a JSON call gets ``AccessDeniedException`` in JSON, and the message
+names the resource (``... is not authorized to perform: ssm:GetParameter on resource: arn:...``).
+
 moto still does not evaluate conditions in identity policies (``iam:PassedToService``), nor check
 ``iam:PassRole`` when a task definition names a role: docs/cicd.md says what is tested instead.
 """
@@ -33,6 +38,7 @@ from typing import Any
 
 from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
+from moto.core.exceptions import JsonRESTError, _RESTError
 from moto.iam.access_control import IAMRequestBase
 from moto.utilities.utils import get_partition
 
@@ -131,6 +137,20 @@ def resources(response) -> list[str]:
     return of_service(response._get_action(), _params(response), prefix)
 
 
+def denial(response, error: _RESTError, arn: str) -> _RESTError:
+    """moto's denial as the service's protocol carries it, naming the resource (AWS's wording)."""
+    if error.error_type != "AccessDenied":
+        return error  # an unknown key, a bad signature: as moto says it
+    message = error.message if arn == "*" else f"{error.message} on resource: {arn}"
+    if "X-Amz-Target" in response.headers:  # the JSON protocols (awsJson1_0/1_1)
+        json_error = JsonRESTError("AccessDeniedException", message)
+        json_error.code = error.code
+        return json_error
+    xml_error = _RESTError("AccessDenied", message)
+    xml_error.code = error.code
+    return xml_error
+
+
 # Signing name -> IAM action prefix, where they differ (the service authorization reference).
 IAM_PREFIX = {"monitoring": "cloudwatch"}
 
@@ -156,7 +176,10 @@ def apply() -> None:
             return None  # unsigned in AWS: the trust policy decides (sts_web_identity_trust)
         found = resources(self) if resource == "*" else []
         for arn in found or [resource]:
-            original(self, arn)
+            try:
+                original(self, arn)
+            except _RESTError as error:
+                raise denial(self, error, arn) from None
         return None
 
     ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = authorize

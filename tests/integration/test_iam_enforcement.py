@@ -116,7 +116,13 @@ def test_the_admitted_token_gets_credentials_that_reach_only_their_resources(api
     ssm.put_parameter(Name="/shop/prod/lock", Value="taken", Type="String", Overwrite=True)
     with pytest.raises(botocore.exceptions.ClientError) as error:
         ssm.get_parameter(Name="/shop/prod/db/password", WithDecryption=True)
-    assert "AccessDenied" in str(error.value)
+    # As AWS answers a JSON service: AccessDeniedException (moto's XML would reach boto3 as an error "403"),
+    # naming the action and the resource.
+    assert error.value.response["Error"]["Code"] == "AccessDeniedException", error.value.response
+    assert error.value.response["Error"]["Message"].endswith(
+        "is not authorized to perform: ssm:GetParameter on resource: "
+        "arn:aws:ssm:us-east-1:123456789012:parameter/shop/prod/db/password"
+    ), error.value.response
     # CloudWatch signs as "monitoring"; IAM names its actions cloudwatch:...
     assert client(api, "cloudwatch", credentials).describe_alarms()["MetricAlarms"] == []
     with pytest.raises(botocore.exceptions.ClientError) as error:
