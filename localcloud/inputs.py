@@ -205,6 +205,8 @@ WRONG: dict[str, object] = {
     "ecs_task_memory": "100",
     "ecs_app_workers": 0,
     "ecs_app_environment": [1],
+    "ecs_db_sslmode": "always",
+    "ecs_db_ssl_root_cert": "relative/ca.pem",
     "ecs_container_health_check": {"command": ["CMD"]},
     "ecs_health_check_grace_period": -1,
     "ecs_stop_timeout": 200,
