@@ -66,6 +66,8 @@ def playbook_env(api, extra: dict | None = None) -> dict:
     repository's ansible.cfg and the interpreter's own bin directory first on the PATH."""
     env = dict(
         os.environ,
+        # The local inventories find the local cloud's CA in its state dir (ecs_db_ssl_root_cert).
+        **({"LOCALCLOUD_STATE_DIR": str(api.state_dir)} if getattr(api, "state_dir", None) else {}),
         AWS_ENDPOINT_URL=api.endpoint_url,
         ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
         ANSIBLE_NOCOLOR="1",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -203,6 +204,43 @@ class PostgresServer:
             what="pg_ctl stop",
             timeout=timeout + 5,
         )
+
+    def reload(self) -> None:
+        """Re-read ``postgresql.conf`` and ``pg_hba.conf`` (``pg_ctl reload``); open sessions stay."""
+        if self.is_running():
+            self._run([str(self.bin_dir / "pg_ctl"), "reload", "--pgdata", str(self.data_dir)], what="pg_ctl reload")
+
+    # -- TLS -----------------------------------------------------------------------------------
+
+    def enable_tls(self, cert_pem: bytes, key_pem: bytes) -> None:
+        """Serve TLS with this certificate and key (written into the data directory, the key 0600 and
+        owned by the server's user, as PostgreSQL requires). Takes effect at the next start or
+        :meth:`reload`; plaintext connections are still accepted until :meth:`require_tls`."""
+        for name, data, mode in (("server.crt", cert_pem, 0o644), ("server.key", key_pem, 0o600)):
+            path = self.data_dir / name
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            with os.fdopen(descriptor, "wb") as out:
+                out.write(data)
+            path.chmod(mode)
+            self._chown(path)
+        with (self.data_dir / "postgresql.conf").open("a") as handle:  # later lines win
+            handle.write("\n# localcloud.postgres: TLS\nssl = on\n")
+            handle.write("ssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
+
+    def require_tls(self, required: bool) -> None:
+        """Accept TCP connections over TLS only (``hostssl`` lines in ``pg_hba.conf``: a plaintext one
+        finds no entry and is refused), or over either (``host``). Reloads a running server."""
+        hba = self.data_dir / "pg_hba.conf"
+        kind = "hostssl" if required else "host"
+        text = re.sub(r"^(?:host|hostssl)(?=\s)", kind, hba.read_text(), flags=re.MULTILINE)
+        hba.write_text(text)
+        self.reload()
+
+    def tls_required(self) -> bool:
+        """Whether ``pg_hba.conf`` accepts TCP connections over TLS only."""
+        lines = [line.split() for line in (self.data_dir / "pg_hba.conf").read_text().splitlines()]
+        kinds = {fields[0] for fields in lines if fields and fields[0] in ("host", "hostssl", "hostnossl")}
+        return kinds == {"hostssl"}
 
     # -- copies (the local cloud's DB snapshots) -----------------------------------------------
 

@@ -41,6 +41,7 @@ class DatabaseSettings:
     user: str
     password_ssm_param: str
     sslmode: str = "prefer"
+    sslrootcert: str | None = None
     pool_min_size: int = 1
     pool_max_size: int = 4
     pool_timeout: float = 5.0
@@ -138,6 +139,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         user=read.string("DB_USER", pattern=_TOKEN),
         password_ssm_param=read.string("DB_PASSWORD_SSM_PARAM", pattern=_SSM_NAME),
         sslmode=read.choice("DB_SSLMODE", "prefer", SSLMODES),
+        sslrootcert=read.raw("DB_SSLROOTCERT"),
         pool_min_size=read.number("DB_POOL_MIN_SIZE", min(1, pool_max), int, 0, pool_max),
         pool_max_size=pool_max,
         pool_timeout=read.number("DB_POOL_TIMEOUT", 5.0, float, 0.1, 60),
@@ -145,6 +147,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         startup_timeout=read.number("DB_STARTUP_TIMEOUT", 60.0, float, 0, 900),
         statement_timeout_ms=read.number("DB_STATEMENT_TIMEOUT_MS", 5000, int, 0, 600_000),
     )
+    if database.sslrootcert is not None and not os.path.isfile(database.sslrootcert):
+        read.errors.append(
+            f"DB_SSLROOTCERT names no readable file: {database.sslrootcert!r} (the CA bundle the database's "
+            "certificate is verified against; the image carries the RDS one, see README.md)"
+        )
     region = read.raw("AWS_REGION") or read.raw("AWS_DEFAULT_REGION")
     if region is None:
         read.errors.append("AWS_REGION (or AWS_DEFAULT_REGION) is required to read the password from SSM")

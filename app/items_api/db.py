@@ -57,6 +57,9 @@ def connect_kwargs(settings: DatabaseSettings) -> dict[str, Any]:
         "keepalives_interval": 10,
         "keepalives_count": 3,
     }
+    if settings.sslrootcert:
+        # The CA bundle the server's certificate is verified against (verify-ca, verify-full).
+        kwargs["sslrootcert"] = settings.sslrootcert
     if settings.statement_timeout_ms:
         kwargs["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
     return kwargs

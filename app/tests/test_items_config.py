@@ -102,3 +102,16 @@ def test_server_address_comes_from_the_environment():
 )
 def test_healthcheck_targets_the_configured_address(env, expected):
     assert target(env) == expected
+
+
+def test_the_ca_bundle_is_handed_to_libpq_and_a_missing_one_refused(tmp_path):
+    from items_api.db import connect_kwargs
+
+    bundle = tmp_path / "rds-global-bundle.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    env = VALID | {"DB_SSLMODE": "verify-full", "DB_SSLROOTCERT": str(bundle)}
+    kwargs = connect_kwargs(load_settings(env).database)
+    assert (kwargs["sslmode"], kwargs["sslrootcert"]) == ("verify-full", str(bundle))
+    assert "sslrootcert" not in connect_kwargs(load_settings(VALID).database)  # libpq's own default then
+    with pytest.raises(ConfigError, match="DB_SSLROOTCERT names no readable file: '/nonexistent/ca.pem'"):
+        load_settings(env | {"DB_SSLROOTCERT": "/nonexistent/ca.pem"})

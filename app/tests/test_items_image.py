@@ -190,3 +190,16 @@ def test_the_image_commands_start_the_app_and_report_it_healthy(app_db, aws_env,
         log.close()
     assert process.returncode == 0
     assert subprocess.run(probe, cwd=APP_DIR, env=env, capture_output=True, check=False).returncode == 1
+
+
+def test_the_image_carries_the_rds_ca_bundle_where_the_platform_points_db_sslrootcert():
+    adds = [rest.split() for key, rest in instructions() if key == "ADD"]
+    bundle = [add for add in adds if add[-2] == "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"]
+    assert len(bundle) == 1, adds
+    assert "--chmod=0644" in bundle[0]  # ADD of a URL is 0600 otherwise: unreadable for the app user
+    # The ecs role's defaults (plain "name: value" lines; the app's tests need no YAML parser).
+    lines = (APP_DIR.parent / "roles" / "ecs" / "defaults" / "main.yml").read_text().splitlines()
+    defaults = dict(line.split(": ", 1) for line in lines if line.startswith("ecs_db_ssl"))
+    assert (defaults["ecs_db_sslmode"], defaults["ecs_db_ssl_root_cert"]) == ("verify-full", bundle[0][-1])
+    keys = [key for key, _ in instructions()]
+    assert keys.index("ADD") < keys.index("USER")

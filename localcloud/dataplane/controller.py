@@ -193,6 +193,11 @@ class DataPlane:
             backoff_cap=self.backoff[1],
         )
         password_source = rds.moto_master_password(self.account_id) if self.emulator_in_process else _no_password
+        # The local cloud's CA: the load balancer's certificate, which also issues the databases' (tls.py).
+        with contextlib.suppress(ImportError):
+            from localcloud.dataplane import tls
+
+            self.tls_cert = tls.self_signed(self.state_dir / "tls")
         self.rds = rds.RdsPlane(
             self.clients,
             self.state_dir,
@@ -201,6 +206,7 @@ class DataPlane:
             hosts_file=self.hosts_file,
             mirror=rds.MotoRdsMirror(self.account_id) if self.emulator_in_process else None,
             restore_source=rds.moto_restore_source(self.account_id) if self.emulator_in_process else rds.no_restore,
+            ca=self.tls_cert,
         )
         self.usage = UsagePublisher(self.clients, self.account_id)
         if self.load_balancer:
@@ -218,10 +224,6 @@ class DataPlane:
             self.lb_error = f"no load balancer plane: {exc}"
             log.warning("%s", self.lb_error)
             return
-        with contextlib.suppress(ImportError):
-            from localcloud.dataplane import tls
-
-            self.tls_cert = tls.self_signed(self.state_dir / "tls")
         from localcloud.dataplane.lb.metrics import LbMetrics, enabled_by_env
 
         if self.metrics_enabled if self.metrics_enabled is not None else enabled_by_env():

@@ -26,6 +26,15 @@ Snapshots are real copies: ``CreateDBSnapshot`` and the final snapshot of ``Dele
 copy the cluster, ``RestoreDBInstanceFromDBSnapshot`` starts the new instance's server on a copy of
 it, ``DeleteDBSnapshot`` removes the copy (see ``rds_snapshots.py``).
 
+TLS, as RDS serves it: with the local cloud's CA (``ca``, see ``tls.py``) each server serves TLS with
+a certificate issued by that CA for the instance's endpoint name and address, so a client that
+trusts the CA connects with ``sslmode=verify-full``. ``rds.force_ssl`` of the instance's DB
+parameter group is followed: 1 accepts TCP connections over TLS only (``hostssl`` in
+``pg_hba.conf``; a plaintext one is refused, "no pg_hba.conf entry ... no encryption", as on RDS),
+0 accepts both; a change applies without a restart (the parameter is dynamic on RDS too). A group
+that does not set it has the engine's default: 1 from PostgreSQL 15, 0 before, as AWS documents.
+Without a CA the servers serve no TLS and accept plaintext connections.
+
 The master password: RDS never returns it (``DescribeDBInstances`` has no such field), and
 neither does the emulator. When the instance manages it in Secrets Manager
 (``ManageMasterUserPassword``), it is read from the secret through the API, as on AWS. Otherwise
@@ -58,6 +67,8 @@ STOPPED_STATES = ("stopped", "stopping")
 RESTART_TIMEOUT = 60.0  # how long a restart is retried before the instance is failed
 PasswordSource = Callable[[str, str], "str | None"]  # (region, identifier) -> master password
 RestoreSource = Callable[[str, str], "str | None"]  # (region, identifier) -> the snapshot it was restored from
+FORCE_SSL_DEFAULT_FROM = 15  # rds.force_ssl's engine default is 1 from PostgreSQL 15 on
+PARAMETERS_TTL = 2.0  # seconds a parameter group's rds.force_ssl is reused before it is read again
 
 
 def moto_master_password(account_id: str) -> PasswordSource:
@@ -160,6 +171,7 @@ class LocalDatabase:
     restarts: int = 0  # engine restarts: crashes recovered and reboots
     settled_at: float = 0.0  # monotonic time of the last restart's end
     password_digest: str | None = None
+    force_ssl: bool = False  # what pg_hba.conf enforces now
     server: PostgresServer | None = None
     job: concurrent.futures.Future | None = None
 
@@ -189,6 +201,7 @@ class LocalDatabase:
             "master_username": self.master_username,
             "pid": self.pid() if self.state == "available" else None,
             "restarts": self.restarts,
+            "force_ssl": self.force_ssl,
             "data_dir": str(self.data_dir),
             "log": str(self.data_dir.with_name("data.log")),
             "error": self.error or None,
@@ -215,6 +228,7 @@ class RdsPlane:
         addresses: AddressPool | None = None,
         settings: dict[str, str] | None = None,
         os_user: str = "postgres",
+        ca: tuple[str, str] | None = None,
     ):
         self.clients = clients
         self.root = Path(state_dir) / "rds"
@@ -225,6 +239,8 @@ class RdsPlane:
         self.restore_source = restore_source
         self.settings = settings or {}
         self.os_user = os_user
+        self.ca = ca  # (certfile, keyfile) of the local cloud's CA; None: no TLS
+        self._force_ssl_read: dict[tuple[str, str], tuple[float, bool | None]] = {}
         self.databases: dict[tuple[str, str], LocalDatabase] = {}
         self.addresses = addresses or AddressPool(DATABASE_NETWORK)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="rds")
@@ -301,16 +317,45 @@ class RdsPlane:
             log.warning("the master password of %s is unreadable: %s", database.identifier, exc)
             return
         wanted_stopped = wanted_status in STOPPED_STATES
+        force_ssl = self._force_ssl(region, instance)
         if database.state == "creating":
             snapshot = self.restore_source(region, database.identifier)  # None: an empty database
             create = (self._restore, database, snapshot) if snapshot else (self._create, database)
-            database.job = self._pool.submit(*create, password, not wanted_stopped)
+            database.job = self._pool.submit(*create, password, not wanted_stopped, bool(force_ssl))
         elif wanted_stopped and database.state == "available":
             database.job = self._pool.submit(self._stop, database)
         elif not wanted_stopped and database.state == "stopped":
             database.job = self._pool.submit(self._start, database)
         elif database.state == "available" and password and _digest(password) != database.password_digest:
             database.job = self._pool.submit(self._rotate, database, password)
+        elif database.state == "available" and force_ssl is not None and force_ssl != database.force_ssl:
+            database.job = self._pool.submit(self._set_force_ssl, database, force_ssl)
+
+    def _force_ssl(self, region: str, instance: dict) -> bool | None:
+        """What the instance's parameter group asks of ``rds.force_ssl``; None when it cannot be read
+        this round (nothing changes) or there is no CA to serve TLS with (never forced)."""
+        if self.ca is None:
+            return False
+        groups = [g.get("DBParameterGroupName") for g in instance.get("DBParameterGroups") or []]
+        major = (instance.get("EngineVersion") or "0").split(".")[0]
+        default = major.isdigit() and int(major) >= FORCE_SSL_DEFAULT_FROM
+        if not groups or not groups[0] or groups[0].startswith("default."):
+            return default
+        key = (region, groups[0])
+        read_at, value = self._force_ssl_read.get(key, (0.0, None))
+        if time.monotonic() - read_at < PARAMETERS_TTL:
+            return value
+        try:
+            rds = self.clients("rds", region)
+            pages = rds.get_paginator("describe_db_parameters").paginate(DBParameterGroupName=groups[0], Source="user")
+            values = {p["ParameterName"]: p.get("ParameterValue") for page in pages for p in page["Parameters"]}
+            setting = values.get("rds.force_ssl")
+            value = default if setting is None else setting.strip() in ("1", "true", "on")
+        except Exception as exc:  # noqa: BLE001 - read again next round
+            log.warning("reading the parameter group %s failed: %s", groups[0], exc)
+            value = None
+        self._force_ssl_read[key] = (time.monotonic(), value)
+        return value
 
     def _read_snapshots(self, region: str, identifier: str | None = None) -> list[dict] | None:
         try:
@@ -432,13 +477,34 @@ class RdsPlane:
             os_user=self.os_user,
         )
 
-    def _create(self, database: LocalDatabase, password: str | None, start: bool) -> None:
+    def _secure(self, database: LocalDatabase, force_ssl: bool) -> None:
+        """TLS with a certificate of the local cloud's CA for the endpoint and the address; plaintext
+        refused when ``force_ssl``. Before the server starts."""
+        if self.ca is None:
+            return
+        from localcloud.dataplane import tls
+
+        cert, key = tls.issue(*self.ca, [database.endpoint, database.ip])
+        database.server.enable_tls(cert, key)
+        database.server.require_tls(force_ssl)
+        database.force_ssl = force_ssl
+
+    def _set_force_ssl(self, database: LocalDatabase, force_ssl: bool) -> None:
+        try:
+            database.server.require_tls(force_ssl)
+            database.force_ssl = force_ssl
+            log.info("%s accepts %s", database.identifier, "TLS connections only" if force_ssl else "TLS and plaintext")
+        except Exception as exc:  # noqa: BLE001 - tried again next round
+            log.warning("applying rds.force_ssl to %s failed: %s", database.identifier, exc)
+
+    def _create(self, database: LocalDatabase, password: str | None, start: bool, force_ssl: bool = False) -> None:
         if not password:
             database.state, database.error = "failed", "the master password is unknown"
             return
         try:
             database.server = self._new_server(database, password)
             database.server.init()
+            self._secure(database, force_ssl)
             database.password_digest = _digest(password)
             if start:
                 database.server.start()
@@ -447,7 +513,9 @@ class RdsPlane:
             log.exception("creating the server of %s failed", database.identifier)
             database.state, database.error = "failed", str(exc)[-2000:]
 
-    def _restore(self, database: LocalDatabase, snapshot: str, password: str | None, start: bool) -> None:
+    def _restore(
+        self, database: LocalDatabase, snapshot: str, password: str | None, start: bool, force_ssl: bool = False
+    ) -> None:
         """The new instance's server on a copy of the snapshot's cluster (its rows, roles, passwords)."""
         try:
             if not self.snapshots.complete(database.region, snapshot):
@@ -456,6 +524,7 @@ class RdsPlane:
             known = self.snapshots.password(database.region, snapshot) or password
             database.server = self._new_server(database, known)
             database.server.init_from_copy(self.snapshots.data(database.region, snapshot))
+            self._secure(database, force_ssl)
             database.password_digest = _digest(known) if known else None
             if start:
                 _bring_up(database.server)

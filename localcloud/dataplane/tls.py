@@ -5,6 +5,11 @@ CA that a browser trusts, so every HTTPS listener is served with one self-signed
 ``localhost``, ``127.0.0.1`` and the names given (e.g. the load balancers' DNS names). Clients
 trust it by its file (``curl --cacert cert.pem``), or skip verification (``curl -k``).
 
+That certificate is also the local cloud's CA (``<state dir>/tls/lb-cert.pem``): it issues the
+certificates the local databases serve TLS with (:func:`issue`), for their RDS endpoint names, so a
+task that trusts that one file connects with ``sslmode=verify-full`` as it would against the RDS CA
+bundle on AWS.
+
 The TLS versions follow the listener's security policy the way ALB's do: policies named
 ``...TLS13-1-3...`` accept TLS 1.3 only, every other policy TLS 1.2 and 1.3 (this machine's
 OpenSSL offers nothing older anyway).
@@ -112,3 +117,47 @@ def server_context(certfile: str, keyfile: str, ssl_policy: str | None = None) -
     context.load_cert_chain(certfile, keyfile)
     context.set_alpn_protocols(["http/1.1"])
     return context
+
+
+def issue(ca_certfile: str, ca_keyfile: str, hosts: Iterable[str], days: int = VALID_DAYS) -> tuple[bytes, bytes]:
+    """(certificate PEM, key PEM) of a server certificate for ``hosts``, issued by the local cloud's CA
+    (the load balancer's certificate of :func:`self_signed`, a CA with a path length of 0): a client that
+    trusts that one file verifies it, hostname included (libpq's ``sslmode=verify-full``), as RDS's
+    server certificates verify against the RDS CA bundle."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca_cert = x509.load_pem_x509_certificate(Path(ca_certfile).read_bytes())
+    ca_key = serialization.load_pem_private_key(Path(ca_keyfile).read_bytes(), password=None)
+    names = list(dict.fromkeys(hosts))
+    alt_names: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            alt_names.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alt_names.append(x509.DNSName(name))
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0][:64])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc))
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem

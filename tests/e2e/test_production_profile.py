@@ -1,8 +1,9 @@
 """The production profile, end to end on a local cloud of its own: ``inventories/local-production`` (tasks in
 private app subnets behind a NAT gateway per zone and VPC endpoints, data subnets with no route out, WAF,
-Multi-AZ, Container Insights) provisions, serves v1 through the load balancer from tasks without a public IP,
-re-runs with changed=0 and tears down leaving nothing, NAT gateways, their Elastic IPs, the endpoints and the
-WAF web ACL (associated with the load balancer while it stands) included.
+Multi-AZ, Container Insights, a database that refuses connections without TLS, Performance Insights)
+provisions, serves v1 through the load balancer from tasks without a public IP, re-runs with changed=0 and
+tears down leaving nothing, NAT gateways, their Elastic IPs, the endpoints and the WAF web ACL (associated
+with the load balancer while it stands) included.
 
 One test, in the order an operator's runs go: each step needs the one before, and a cloud of its own (its
 environment, ``localprod``, and the load balancer's local ports) costs one ``localcloud up``.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import time
 
+import psycopg
 import pytest
 
 from localcloud.harness import REPO, LocalCloud, request, wait_for
@@ -125,6 +127,39 @@ def check_waf(cloud) -> None:
     assert wafv2.list_resources_for_web_acl(WebACLArn=acl["ARN"])["ResourceArns"] == [lb_arn]
 
 
+def check_database(cloud) -> None:
+    """TLS only (the parameter group's rds.force_ssl): the local server refuses a plaintext connection and
+    accepts verify-full against the local cloud's CA, which the tasks are given; Performance Insights on."""
+    rds = cloud.client("rds")
+    instance = rds.describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db")["DBInstances"][0]
+    assert instance["PerformanceInsightsEnabled"] and instance["PerformanceInsightsRetentionPeriod"] == 7
+    group = instance["DBParameterGroups"][0]["DBParameterGroupName"]
+    assert group == f"{PREFIX}-db-postgres15"
+    set_in_group = rds.describe_db_parameters(DBParameterGroupName=group, Source="user")["Parameters"]
+    assert {p["ParameterName"]: p["ParameterValue"] for p in set_in_group}["rds.force_ssl"] == "1"
+    server = next(d for d in cloud.status()["databases"] if d["identifier"] == f"{PREFIX}-db")
+    ca = str(cloud.state_dir.resolve() / "tls" / "lb-cert.pem")
+    settings = {
+        "host": instance["Endpoint"]["Address"],
+        "hostaddr": server["address"].split(":")[0],
+        "port": instance["Endpoint"]["Port"],
+        "user": "app_admin",
+        "dbname": "app",
+        "connect_timeout": 5,
+    }
+    with pytest.raises(psycopg.OperationalError, match="no encryption"):
+        psycopg.connect(**settings, sslmode="disable")
+    # No password here: reaching the authentication step means the verify-full handshake passed.
+    with pytest.raises(psycopg.OperationalError, match="password") as refused:
+        psycopg.connect(**settings, sslmode="verify-full", sslrootcert=ca)
+    assert "certificate" not in str(refused.value)
+    ecs = cloud.client("ecs")
+    definition = ecs.describe_services(cluster=PREFIX, services=[f"{PREFIX}-blue"])["services"][0]["taskDefinition"]
+    container = ecs.describe_task_definition(taskDefinition=definition)["taskDefinition"]["containerDefinitions"][0]
+    environment = {e["name"]: e["value"] for e in container["environment"]}
+    assert (environment["DB_SSLMODE"], environment["DB_SSLROOTCERT"]) == ("verify-full", ca)
+
+
 def healthy_blue(cloud) -> int:
     elbv2 = cloud.client("elbv2")
     arn = elbv2.describe_target_groups(Names=[f"{PREFIX}-blue"])["TargetGroups"][0]["TargetGroupArn"]
@@ -165,6 +200,7 @@ def test_the_production_profile_serves_from_private_subnets_re_runs_clean_and_le
     check_tasks(cloud, app_subnets)
     cluster = cloud.client("ecs").describe_clusters(clusters=[PREFIX], include=["SETTINGS"])["clusters"][0]
     assert {"name": "containerInsights", "value": "enabled"} in cluster["settings"], cluster.get("settings")
+    check_database(cloud)
 
     again = cloud.playbook("provision", "-i", INVENTORY)
     assert again.returncode == 0, again.tail()
