@@ -30,6 +30,7 @@ import re
 import threading
 import time
 
+import certifi
 import pytest
 
 from localcloud.crashpoints import Chain, ChainRun, run_chain, seeded
@@ -415,12 +416,11 @@ def test_a_broken_image_the_circuit_breaker_rolls_back_fails_quoting_why(cloud):
 
 @pytest.mark.usefixtures("blue_v1")
 def test_a_deploy_that_never_turns_healthy_times_out_with_a_diagnosis(cloud):
-    # v3 starts but never serves: it waits for a database it cannot reach (certificate verification
-    # without a CA bundle), up to 10 minutes, as a task stuck at start-up would. The shortest timeout
-    # deploy accepts (30 s): the diagnosis is what is judged, not the wait.
-    run, elapsed, before, after = _failed_deploy(
-        cloud, {"ecs_app_environment": {"DB_SSLMODE": "verify-full", "DB_STARTUP_TIMEOUT": "600"}}, timeout=30
-    )
+    # v3 starts but never serves: it waits for a database it cannot reach (verify-full against a CA bundle,
+    # certifi's, that did not issue the database's certificate), up to 10 minutes, as a task stuck at
+    # start-up would. The shortest timeout deploy accepts (30 s): the diagnosis is what is judged, not the wait.
+    settings = {"ecs_db_ssl_root_cert": certifi.where(), "ecs_app_environment": {"DB_STARTUP_TIMEOUT": "600"}}
+    run, elapsed, before, after = _failed_deploy(cloud, settings, timeout=30)
     assert run.returncode != 0, run.tail()
     out = flat(run.output)
     print(f"\n[bluegreen] never-healthy deploy failed after {elapsed:.0f} s (timeout 30 s)")
