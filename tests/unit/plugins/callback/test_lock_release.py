@@ -188,3 +188,21 @@ def test_without_a_client_it_warns_how_to_recover(callback):
     callback.release_if_held()
     (warning,) = callback._display.warnings
     assert "no credentials" in warning and "-e break_lock=true" in warning and "takes it over" in warning
+
+
+def test_the_lock_task_start_imports_boto3_in_the_background_and_the_next_task_waits_for_it(monkeypatch):
+    monkeypatch.setattr(cb.atexit, "register", lambda _handler: None)
+    made = cb.CallbackModule()
+    released = SimpleNamespace(action=ACTION, args={"state": "released", "force": True})
+    made.v2_runner_on_start("localhost", released)
+    assert made.importing is None  # breaking a lock takes nothing
+    acquire = SimpleNamespace(action=ACTION, args={"name": "/p/e/lock", "state": "acquired"})
+    made.v2_runner_on_start("localhost", acquire)
+    assert made.importing is not None
+    made.v2_playbook_on_task_start(SimpleNamespace(action="ansible.builtin.set_fact"), False)
+    assert not made.importing.is_alive()  # joined before the next task (and its fork)
+    assert made.imported is not None and made.imported[0].__name__ == "boto3"
+    monkeypatch.setattr(made, "connection", lambda: {"region_name": "us-east-1"})
+    made.prepare()  # the client made from what the thread imported
+    assert made.client is not None and made.error is None
+    assert made.protocol[0] is made.imported[2].read_lock
