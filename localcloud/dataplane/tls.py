@@ -50,12 +50,7 @@ def self_signed(directory: str | os.PathLike, hosts: Iterable[str] = ()) -> tupl
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localcloud load balancer")])
     now = datetime.datetime.now(datetime.UTC)
-    alt_names: list[x509.GeneralName] = []
-    for name in names:
-        try:
-            alt_names.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            alt_names.append(x509.DNSName(name))
+    alt_names = _alt_names(names)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -119,6 +114,19 @@ def server_context(certfile: str, keyfile: str, ssl_policy: str | None = None) -
     return context
 
 
+def _alt_names(names: Iterable[str]) -> list:
+    """The subjectAltName entries of ``names``: an IP address entry where the name is one, else a DNS name."""
+    from cryptography import x509
+
+    alt_names: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            alt_names.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alt_names.append(x509.DNSName(name))
+    return alt_names
+
+
 def issue(ca_certfile: str, ca_keyfile: str, hosts: Iterable[str], days: int = VALID_DAYS) -> tuple[bytes, bytes]:
     """(certificate PEM, key PEM) of a server certificate for ``hosts``, issued by the local cloud's CA
     (the load balancer's certificate of :func:`self_signed`, a CA with a path length of 0): a client that
@@ -132,12 +140,7 @@ def issue(ca_certfile: str, ca_keyfile: str, hosts: Iterable[str], days: int = V
     ca_cert = x509.load_pem_x509_certificate(Path(ca_certfile).read_bytes())
     ca_key = serialization.load_pem_private_key(Path(ca_keyfile).read_bytes(), password=None)
     names = list(dict.fromkeys(hosts))
-    alt_names: list[x509.GeneralName] = []
-    for name in names:
-        try:
-            alt_names.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            alt_names.append(x509.DNSName(name))
+    alt_names = _alt_names(names)
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
     cert = (
