@@ -21,6 +21,7 @@ RULES = [
     "private_subnet_route",
     "role_privileges",
     "plain_secrets",
+    "ecs_exec",
     "secure_parameters",
     "log_retention",
     "ecr_immutable_tags",
@@ -133,6 +134,12 @@ def password_in_the_environment(api):
     return lambda: ecs.deregister_task_definition(taskDefinition=arn)
 
 
+def exec_on_a_service(api):
+    ecs = api.client("ecs")
+    ecs.update_service(cluster=PREFIX, service=f"{PREFIX}-green", enableExecuteCommand=True)
+    return lambda: ecs.update_service(cluster=PREFIX, service=f"{PREFIX}-green", enableExecuteCommand=False)
+
+
 def plain_string_secret(api):
     ssm = api.client("ssm")
     ssm.put_parameter(Name=f"{PATH}/app/api-token", Value="abc123", Type="String")
@@ -190,6 +197,7 @@ CASES = [
     ("role_privileges", task_role_admin, (), f"role {PREFIX}-task: inline policy everything"),
     ("role_privileges", execution_role_ssm_star, (), "allows the wildcard action ssm:*"),
     ("plain_secrets", password_in_the_environment, (), "has DB_PASSWORD in its plain environment"),
+    ("ecs_exec", exec_on_a_service, (), f"service {PREFIX}-green: allows ECS Exec"),
     ("secure_parameters", plain_string_secret, (), f"parameter {PATH}/app/api-token: is a String parameter"),
     ("log_retention", no_retention, (), f"log group /ecs/{PREFIX}: has no retention"),
     ("ecr_immutable_tags", mutable_tags, (), f"repository {PREFIX}: image tags are MUTABLE"),

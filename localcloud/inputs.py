@@ -44,6 +44,7 @@ NOT_SET_BY_USERS = {
     "ecs_color": "set by the bluegreen role's deploy from bluegreen_color (checked) or the idle colour it read",
     "ecs_version": "set by the bluegreen role's deploy from bluegreen_version (checked)",
     "ecs_service_desired_count": "set by the bluegreen role's deploy and switch from the counts they read",
+    "iam_ecs_exec": "set by playbooks/vars/platform.yml from ecs_enable_execute_command (checked)",
 }
 
 # One wrong value per variable. Bluegreen variables run through the swap playbook (with a valid colour,
@@ -211,6 +212,7 @@ WRONG: dict[str, object] = {
     "ecs_health_check_grace_period": -1,
     "ecs_stop_timeout": 200,
     "ecs_container_insights": "on",
+    "ecs_enable_execute_command": NOT_A_BOOL,
     "ecs_deployment_minimum_healthy_percent": 150,
     "ecs_deployment_maximum_percent": 50,
     "ecs_log_retention_days": 8,

@@ -25,6 +25,14 @@ SECRET_WORDS = {"PASSWORD", "PASSWD", "PWD", "SECRET", "SECRETS", "TOKEN", "KEY"
 REFERENCE_WORDS = {"PARAM", "PARAMETER", "ARN", "NAME", "PATH", "FILE", "ID", "SSM", "REF"}
 # What the platform's roles may be allowed (roles/iam): reading the environment's parameters, decrypting them.
 ROLE_ACTIONS = {"ssm:getparameter", "ssm:getparameters", "kms:decrypt"}
+# What ECS Exec needs of the task role (roles/iam, iam_ecs_exec): the Session Manager agent's channels. AWS
+# gives these actions no resource-level permission, so their statement names Resource "*".
+ECS_EXEC_ACTIONS = {
+    "ssmmessages:createcontrolchannel",
+    "ssmmessages:createdatachannel",
+    "ssmmessages:opencontrolchannel",
+    "ssmmessages:opendatachannel",
+}
 
 Violation = Dict[str, str]
 Rule = namedtuple("Rule", ["name", "title", "check"])
@@ -268,9 +276,23 @@ def parameter_path_of(resource: str) -> Optional[str]:
     return resource.split(marker, 1)[1]
 
 
-def statement_problems(statement: Mapping[str, Any], env: Mapping[str, Any]) -> List[str]:
+def is_ecs_exec_statement(statement: Mapping[str, Any]) -> bool:
+    """Whether a statement allows the ECS Exec channel actions and nothing else (any of them, on any resource)."""
+    actions = {str(action).lower() for action in as_list(statement.get("Action"))}
+    return (
+        bool(actions)
+        and actions <= ECS_EXEC_ACTIONS
+        and "NotAction" not in statement
+        and "NotResource" not in statement
+        and "Condition" not in statement
+    )
+
+
+def statement_problems(statement: Mapping[str, Any], env: Mapping[str, Any], kind: str = "") -> List[str]:
     if statement.get("Effect") != "Allow":
         return []
+    if kind == "task" and env.get("expect_ecs_exec") and is_ecs_exec_statement(statement):
+        return []  # ECS Exec is on: the task role's channel actions, Resource "*" as AWS requires
     problems = []
     if "NotAction" in statement:
         problems.append(f"allows everything but {as_list(statement['NotAction'])} (NotAction)")
@@ -326,7 +348,7 @@ def check_roles(env: Mapping[str, Any]) -> Tuple[int, List[Violation]]:
             statements = as_list(policy_document(document).get("Statement"))
             for index, statement in enumerate(statements):
                 sid = statement.get("Sid") or f"statement {index}"
-                for problem in statement_problems(statement, env):
+                for problem in statement_problems(statement, env, role.get("kind", "")):
                     found.append(violation("role_privileges", label, f"inline policy {name}, {sid}: {problem}"))
     return len(roles), found
 
@@ -356,6 +378,25 @@ def check_task_definitions(env: Mapping[str, Any]) -> Tuple[int, List[Violation]
                         )
                     )
     return len(definitions), found
+
+
+def check_ecs_exec(env: Mapping[str, Any]) -> Tuple[int, List[Violation]]:
+    """ECS Exec (a shell in a running task) is on only where the environment asks for it (ECS Exec is an
+    interactive way in that bypasses the deploy path; Security Hub's ECS controls expect it justified)."""
+    services = env.get("services", [])
+    found = []
+    if not env.get("expect_ecs_exec"):
+        for service in services:
+            if service.get("enableExecuteCommand"):
+                found.append(
+                    violation(
+                        "ecs_exec",
+                        f"service {service.get('serviceName')}",
+                        "allows ECS Exec (enableExecuteCommand), the environment does not ask for it "
+                        "(ecs_enable_execute_command)",
+                    )
+                )
+    return len(services), found
 
 
 def check_parameters(env: Mapping[str, Any]) -> Tuple[int, List[Violation]]:
@@ -503,6 +544,7 @@ RULES: List[Rule] = [
     ),
     Rule("role_privileges", "task and execution roles without wildcards or grants beyond their needs", check_roles),
     Rule("plain_secrets", "no secret in a task definition's plain environment", check_task_definitions),
+    Rule("ecs_exec", "ECS Exec only where the environment asks for it", check_ecs_exec),
     Rule("secure_parameters", "secrets under the environment's path are SecureString", check_parameters),
     Rule("log_retention", "log groups with a retention", check_log_retention),
     Rule("ecr_immutable_tags", "ECR image tags immutable", check_ecr_immutable),

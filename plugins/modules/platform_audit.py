@@ -28,11 +28,14 @@ description:
     but O(execution_role_managed_policies) (the execution role only), and their inline policies allow no
     wildcard action, no C(Resource: *), no C(NotAction) or C(NotResource), nothing but C(ssm:GetParameter),
     C(ssm:GetParameters) on parameters under O(parameter_path) and C(kms:Decrypt) on the environment's key
-    (C(alias/<name_prefix>))."
+    (C(alias/<name_prefix>)). With O(ecs_exec), the task role (never the execution role) may also have a
+    statement of the ECS Exec channel actions alone (C(ssmmessages:CreateControlChannel),
+    C(CreateDataChannel), C(OpenControlChannel), C(OpenDataChannel)), on C(Resource: *) as AWS requires."
   - "V(plain_secrets): no container of the task definitions in use (and the newest of each colour's family)
     has a variable whose name looks like a secret (C(PASSWORD), C(SECRET), C(TOKEN), C(KEY) as a word) with a
     value in its plain C(environment); a name that ends in a reference word (C(_PARAM), C(_ARN), C(_NAME),
     C(_FILE), ...) names a secret, it does not hold one."
+  - "V(ecs_exec): without O(ecs_exec), no service of the environment allows ECS Exec (C(enableExecuteCommand))."
   - "V(secure_parameters): no parameter under O(parameter_path) that is O(password_parameter) or whose name
     looks like a secret is of another type than C(SecureString)."
   - "V(log_retention): the log groups C(/ecs/<name_prefix>) (and below it) have a retention."
@@ -97,6 +100,12 @@ options:
   rds_deletion_protection:
     description:
       - Whether the environment asks for deletion protection on its database.
+    type: bool
+    default: false
+  ecs_exec:
+    description:
+      - Whether the environment asks for ECS Exec (the ecs role's C(ecs_enable_execute_command)). Then its
+        services may allow it and its task role may have the channel actions it needs.
     type: bool
     default: false
 notes:
@@ -311,6 +320,7 @@ class Reader:
         wanted = list(families)
         try:
             services = ecs.describe_services(aws_retry=True, cluster=self.prefix, services=families)
+            env["services"] = [service for service in services.get("services", []) if service.get("status") == "ACTIVE"]
             for service in services.get("services", []):
                 wanted.append(service["taskDefinition"])
                 wanted.extend(deployment["taskDefinition"] for deployment in service.get("deployments", []))
@@ -366,6 +376,7 @@ class Reader:
             "execution_managed_policies": params["execution_role_managed_policies"],
             "expect_alb_deletion_protection": params["alb_deletion_protection"],
             "expect_rds_deletion_protection": params["rds_deletion_protection"],
+            "expect_ecs_exec": params["ecs_exec"],
         }
         for part in (
             self.network,
@@ -393,6 +404,7 @@ def main() -> None:
         execution_role_managed_policies=dict(type="list", elements="str", default=["AmazonECSTaskExecutionRolePolicy"]),
         alb_deletion_protection=dict(type="bool", default=False),
         rds_deletion_protection=dict(type="bool", default=False),
+        ecs_exec=dict(type="bool", default=False),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     if not module.params["parameter_path"].startswith("/"):

@@ -1,9 +1,9 @@
 """The production profile, end to end on a local cloud of its own: ``inventories/local-production`` (tasks in
 private app subnets behind a NAT gateway per zone and VPC endpoints, data subnets with no route out, WAF,
-Multi-AZ, Container Insights, a database that refuses connections without TLS, Performance Insights)
-provisions, serves v1 through the load balancer from tasks without a public IP, re-runs with changed=0 and
-tears down leaving nothing, NAT gateways, their Elastic IPs, the endpoints and the WAF web ACL (associated
-with the load balancer while it stands) included.
+Multi-AZ, Container Insights, ECS Exec, a database that refuses connections without TLS, Performance Insights)
+provisions, serves v1 through the load balancer from tasks without a public IP, passes the security audit,
+re-runs with changed=0 and tears down leaving nothing, NAT gateways, their Elastic IPs, the endpoints and the
+WAF web ACL (associated with the load balancer while it stands) included.
 
 One test, in the order an operator's runs go: each step needs the one before, and a cloud of its own (its
 environment, ``localprod``, and the load balancer's local ports) costs one ``localcloud up``.
@@ -127,6 +127,40 @@ def check_waf(cloud) -> None:
     assert wafv2.list_resources_for_web_acl(WebACLArn=acl["ARN"])["ResourceArns"] == [lb_arn]
 
 
+def inline_statements(iam, role: str) -> list[dict]:
+    return [
+        statement
+        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]
+        for statement in iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]["Statement"]
+    ]
+
+
+def check_ecs_exec(cloud) -> None:
+    """ECS Exec on both services; the task role, not the execution role, has the four channel actions alone."""
+    services = cloud.client("ecs").describe_services(cluster=PREFIX, services=[f"{PREFIX}-blue", f"{PREFIX}-green"])
+    assert [s["enableExecuteCommand"] for s in services["services"]] == [True, True], services["services"]
+    iam = cloud.client("iam")
+    channels = [
+        statement
+        for statement in inline_statements(iam, f"{PREFIX}-task")
+        if any(str(action).startswith("ssmmessages:") for action in statement["Action"])
+    ]
+    assert channels == [
+        {
+            "Sid": "EcsExecSessionChannels",
+            "Effect": "Allow",
+            "Action": [
+                "ssmmessages:CreateControlChannel",
+                "ssmmessages:CreateDataChannel",
+                "ssmmessages:OpenControlChannel",
+                "ssmmessages:OpenDataChannel",
+            ],
+            "Resource": "*",
+        }
+    ]
+    assert "ssmmessages" not in str(inline_statements(iam, f"{PREFIX}-execution"))
+
+
 def check_database(cloud) -> None:
     """TLS only (the parameter group's rds.force_ssl): the local server refuses a plaintext connection and
     accepts verify-full against the local cloud's CA, which the tasks are given; Performance Insights on."""
@@ -201,6 +235,11 @@ def test_the_production_profile_serves_from_private_subnets_re_runs_clean_and_le
     cluster = cloud.client("ecs").describe_clusters(clusters=[PREFIX], include=["SETTINGS"])["clusters"][0]
     assert {"name": "containerInsights", "value": "enabled"} in cluster["settings"], cluster.get("settings")
     check_database(cloud)
+    check_ecs_exec(cloud)
+    # The audit allows what the profile asks for (ECS Exec, the NAT routes of the app subnets) and nothing more.
+    audit = cloud.playbook("audit", "-i", INVENTORY)
+    assert audit.returncode == 0, audit.tail()
+    assert "rules passed" in audit.output and "AUDIT FAILED" not in audit.output
 
     again = cloud.playbook("provision", "-i", INVENTORY)
     assert again.returncode == 0, again.tail()

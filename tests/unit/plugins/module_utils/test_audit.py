@@ -130,6 +130,10 @@ def clean() -> dict:
                 },
             },
         ],
+        "services": [
+            {"serviceName": f"{PREFIX}-blue", "status": "ACTIVE", "enableExecuteCommand": False},
+            {"serviceName": f"{PREFIX}-green", "status": "ACTIVE"},
+        ],
         "task_definitions": [
             {
                 "family": f"{PREFIX}-blue",
@@ -194,6 +198,7 @@ def test_the_environment_as_provisioned_passes_every_rule():
     assert rules["open_ingress"]["checked"] == 4
     assert rules["private_subnet_route"]["checked"] == 2
     assert rules["role_privileges"]["checked"] == 2
+    assert rules["ecs_exec"]["checked"] == 2
 
 
 def set_in(env: dict, path: str, value) -> None:
@@ -231,6 +236,20 @@ def add_ingress(index: int, permission: dict):
 
 def setter(path: str, value):
     return lambda env: set_in(env, path, value)
+
+
+# The statement roles/iam gives the task role with iam_ecs_exec (the actions as the role writes them).
+EXEC_CHANNELS = {
+    "Sid": "EcsExecSessionChannels",
+    "Effect": "Allow",
+    "Action": [
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:OpenDataChannel",
+    ],
+    "Resource": "*",
+}
 
 
 VIOLATIONS = [
@@ -327,6 +346,13 @@ VIOLATIONS = [
         "AmazonSSMFullAccess",
         "app-prod-execution",
     ),
+    (
+        "role_privileges",
+        add_inline(1, EXEC_CHANNELS),
+        "ssmmessages:CreateControlChannel, ssmmessages:CreateDataChannel",
+        "app-prod-task",
+    ),
+    ("ecs_exec", setter("services.1.enableExecuteCommand", True), "allows ECS Exec", "service app-prod-green"),
     ("plain_secrets", add_env("DB_PASSWORD", "hunter2"), "DB_PASSWORD", "app-prod-blue:1"),
     ("plain_secrets", add_env("STRIPE_API_KEY", "sk_live"), "STRIPE_API_KEY", "app-prod-blue:1"),
     ("plain_secrets", add_env("githubToken", "x"), "githubToken", "app-prod-blue:1"),
@@ -494,3 +520,46 @@ def test_the_report_has_a_line_per_rule_then_per_violation():
     assert lines[0].startswith("PASS  open_ingress")
     assert any(line.startswith("FAIL  log_retention") for line in lines)
     assert lines[-1] == "VIOLATION log_retention: log group /ecs/app-prod: has no retention: it keeps events forever"
+
+
+def with_ecs_exec(env: dict) -> dict:
+    """ECS Exec on, as provision leaves it with ecs_enable_execute_command: true."""
+    env["expect_ecs_exec"] = True
+    for service in env["services"]:
+        service["enableExecuteCommand"] = True
+    add_inline(1, EXEC_CHANNELS)(env)
+    return env
+
+
+def test_with_ecs_exec_asked_for_the_services_and_the_task_roles_channels_pass():
+    rules, violations = by_rule(with_ecs_exec(clean()))
+    assert violations == []
+    assert rules["ecs_exec"]["checked"] == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "detail", "resource"),
+    [
+        # only the task role runs the Session Manager agent's channels
+        (add_inline(0, EXEC_CHANNELS), "ssmmessages:CreateControlChannel", "app-prod-execution"),
+        # the channels and nothing else: a session may not start sessions elsewhere
+        (
+            add_inline(1, {**EXEC_CHANNELS, "Action": [*EXEC_CHANNELS["Action"], "ssm:StartSession"]}),
+            "ssm:StartSession, beyond",
+            "app-prod-task",
+        ),
+        (add_inline(1, {**EXEC_CHANNELS, "Action": "ssmmessages:*"}), "wildcard action ssmmessages:*", "app-prod-task"),
+        (
+            add_inline(1, {**EXEC_CHANNELS, "Action": "ssmmessages:OpenDataChannel", "NotResource": "x"}),
+            "NotResource",
+            "app-prod-task",
+        ),
+    ],
+    ids=["execution-role", "one-action-more", "wildcard", "not-resource"],
+)
+def test_with_ecs_exec_the_role_rule_still_refuses_anything_beyond_the_task_roles_channels(change, detail, resource):
+    env = with_ecs_exec(clean())
+    change(env)
+    rules, violations = by_rule(env)
+    assert [name for name, result in rules.items() if not result["passed"]] == ["role_privileges"]
+    assert any(detail in item["detail"] and resource in item["resource"] for item in violations), violations
