@@ -33,6 +33,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from localcloud.awsapi import free_port
@@ -715,6 +716,114 @@ def test_a_task_killed_with_sigkill_is_replaced_and_leaves_the_rotation(cloud):
     events = [e["message"] for e in describe_service(cloud, "blue")["events"]]
     assert any(f"(task {victim['task_id']}) essential container" in m and "exited with code 137" in m for m in events)
     assert new["task_id"] in " ".join(events)
+
+
+# -- the database password rotated under load --------------------------------------------------------
+
+PASSWORD_PARAMETER = "/ecs-prod/local/db/password"
+REREAD_LINE = "database rejected the password; re-reading it from SSM"
+
+
+def database_settings(cloud: LocalCloud) -> dict:
+    """libpq settings of the local database as the tasks reach it (verify-full against the local CA)."""
+    instance = cloud.client("rds").describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db")["DBInstances"][0]
+    server = next(d for d in cloud.status()["databases"] if d["identifier"] == f"{PREFIX}-db")
+    return {
+        "host": instance["Endpoint"]["Address"],
+        "hostaddr": server["address"].split(":")[0],
+        "port": instance["Endpoint"]["Port"],
+        "user": instance["MasterUsername"],
+        "dbname": instance["DBName"],
+        "connect_timeout": 5,
+        "sslmode": "verify-full",
+        "sslrootcert": str(cloud.state_dir.resolve() / "tls" / "lb-cert.pem"),
+    }
+
+
+def task_logs(task: dict) -> str:
+    return task_log(task, "stdout.log") + task_log(task, "stderr.log")
+
+
+def test_rotating_the_database_password_under_write_load_fails_no_request_and_loses_no_write(cloud):
+    """playbooks/rotate.yml under a steady write load: SSM first, then the instance. Nothing fails, every
+    acknowledged write is there, the old password opens no new session, a session opened before goes on,
+    and a task whose workers start after the rotation (with the old password in memory) re-reads it."""
+    restore_blue(cloud)
+    ensure_serving(cloud, "green", 0)
+    ensure_serving(cloud, "blue", 2)
+    ssm = cloud.client("ssm")
+    before = ssm.get_parameter(Name=PASSWORD_PARAMETER, WithDecryption=True)["Parameter"]
+    settings = database_settings(cloud)
+    held = psycopg.connect(**settings, password=before["Value"], autocommit=True)  # a session open before
+    try:
+        with SteadyLoad(cloud.https, rate=WRITE_RATE, workers=2, writes=True) as load:
+            time.sleep(3)  # a baseline: every write is acknowledged
+            run = cloud.playbook("rotate")
+            rotated = time.monotonic()
+            wait_for(
+                lambda: any(o.status == 201 and o.sent > rotated for o in load.outcomes),
+                timeout=30,
+                interval=0.1,
+                what="a write acknowledged after the rotation",
+            )
+            time.sleep(3)  # the load goes on with the new password in force
+        assert run.returncode == 0, run.tail()
+        after = ssm.get_parameter(Name=PASSWORD_PARAMETER, WithDecryption=True)["Parameter"]
+        assert after["Version"] == before["Version"] + 1 and after["Value"] != before["Value"]
+        assert before["Value"] not in run.output and after["Value"] not in run.output
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(**settings, password=before["Value"]).close()
+        with psycopg.connect(**settings, password=after["Value"]) as fresh:
+            assert fresh.execute("SELECT 1").fetchone() == (1,)
+        assert held.execute("SELECT 1").fetchone() == (1,)  # not cut by the rotation
+    finally:
+        held.close()
+
+    outcomes = load.outcomes
+    acknowledged = [o.item for o in outcomes if o.status == 201]
+    failures = [o for o in outcomes if o.status != 201]
+    client = Client(cloud.https)
+    try:
+        missing = [item for item in acknowledged if client.get(f"/items/{item['id']}")[0] != 200]
+    finally:
+        client.close()
+    record(
+        rotation_seconds=round(run.seconds, 2),
+        rotation_writes=len(outcomes),
+        rotation_writes_acknowledged=len(acknowledged),
+        rotation_failed_writes=len(failures),
+        rotation_writes_missing=len(missing),
+    )
+    print(
+        f"\npassword rotation under {WRITE_RATE:.0f} writes/s: the playbook took {run.seconds:.1f} s; "
+        f"{len(acknowledged)} of {len(outcomes)} writes acknowledged, {len(missing)} missing"
+    )
+    assert failures == [], collections.Counter(str(o.status or o.error) for o in failures)
+    assert len(acknowledged) >= WRITE_RATE * 5 and missing == []
+
+    # Workers that start now inherit the old password from gunicorn's master (forked before the rotation):
+    # their first connection is refused, they re-read the parameter and serve.
+    victim = plane_tasks(cloud, "blue")[0]
+    workers = [pid for pid in process_tree([victim["pid"]]) if pid != victim["pid"]]
+    assert workers, victim
+    seen = len(task_logs(victim))  # only what the task logs from now on counts
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    wait_for(
+        lambda: len(set(process_tree([victim["pid"]])) - set(workers) - {victim["pid"]}) >= len(workers),
+        timeout=30,
+        interval=0.2,
+        what="gunicorn's master to start new workers",
+    )
+    statuses: list[int | None] = []
+
+    def reread() -> bool:
+        status, _, _ = request("POST", f"{cloud.https}/items", {"name": f"after rotation {len(statuses)}"})
+        statuses.append(status)
+        return REREAD_LINE in task_logs(victim)[seen:]
+
+    wait_for(reread, timeout=60, interval=0.2, what="the task to re-read the password")
+    assert set(statuses) == {201}, statuses
 
 
 # -- the database's postmaster killed -------------------------------------------------------------
