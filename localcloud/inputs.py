@@ -165,6 +165,7 @@ WRONG: dict[str, object] = {
     "rds_max_allocated_storage": 70000,
     "rds_storage_type": "ssd",
     "rds_multi_az": NOT_A_BOOL,
+    "rds_read_replica": NOT_A_BOOL,
     "rds_backup_retention_days": 40,
     "rds_allow_disruptive": NOT_A_BOOL,
     "rds_deletion_protection": NOT_A_BOOL,

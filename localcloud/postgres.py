@@ -298,6 +298,57 @@ class PostgresServer:
             handle.write("\n# localcloud.postgres: restored from a copy\n")
             handle.writelines(f"{key} = {value}\n" for key, value in conf.items())
 
+    def init_standby(self, source: PostgresServer, timeout: float = 300.0) -> None:
+        """Create the cluster as a streaming replica of the running ``source``: ``pg_basebackup
+        --write-recovery-conf`` (``standby.signal`` and ``primary_conninfo``), listening on this server's
+        host and port. It starts read-only, replays what the source writes, and its roles and passwords
+        are the source's (replicated with everything else)."""
+        self._prepare_data_dir()
+        self._run(
+            [
+                str(self.bin_dir / "pg_basebackup"),
+                "--pgdata",
+                str(self.data_dir),
+                "--host",
+                source.host,
+                "--port",
+                str(source.port),
+                "--username",
+                source.superuser,
+                "--wal-method",
+                "stream",
+                "--checkpoint",
+                "fast",
+                "--write-recovery-conf",
+                "--no-password",
+            ],
+            what="pg_basebackup of the primary",
+            timeout=timeout,
+            env={
+                "PGPASSWORD": source.password or "",
+                "PGCONNECT_TIMEOUT": "10",
+                # No client certificate: libpq would look in the home of whoever started the local cloud
+                # (root's, unreadable to the server's user); a path that does not exist means none.
+                "PGSSLCERT": str(self.data_dir.with_name("no-client.crt")),
+                "PGSSLKEY": str(self.data_dir.with_name("no-client.key")),
+            },
+        )
+        for stale in [self.data_dir / "postmaster.pid", *self.data_dir.glob(".s.PGSQL.*")]:
+            stale.unlink(missing_ok=True)
+        socket_dir = str(self.data_dir) if len(str(self.data_dir)) <= _MAX_SOCKET_DIR else ""
+        conf = {
+            "listen_addresses": quote_literal(self.host),
+            "port": str(self.port),
+            "unix_socket_directories": quote_literal(socket_dir),
+        }
+        with (self.data_dir / "postgresql.conf").open("a") as handle:  # later lines win
+            handle.write("\n# localcloud.postgres: a streaming replica\n")
+            handle.writelines(f"{key} = {value}\n" for key, value in conf.items())
+
+    def in_recovery(self) -> bool:
+        """Whether the server is a standby (``pg_is_in_recovery()``)."""
+        return self.psql("SELECT pg_is_in_recovery()", dbname="postgres").strip() == "t"
+
     def _own_parent(self, target: Path) -> None:
         if target.exists():
             raise PostgresError(f"{target} exists")

@@ -172,6 +172,7 @@ class LocalDatabase:
     settled_at: float = 0.0  # monotonic time of the last restart's end
     password_digest: str | None = None
     force_ssl: bool = False  # what pg_hba.conf enforces now
+    source: str = ""  # a read replica's source instance (ReadReplicaSourceDBInstanceIdentifier)
     server: PostgresServer | None = None
     job: concurrent.futures.Future | None = None
 
@@ -202,6 +203,7 @@ class LocalDatabase:
             "pid": self.pid() if self.state == "available" else None,
             "restarts": self.restarts,
             "force_ssl": self.force_ssl,
+            "replica_of": self.source or None,
             "data_dir": str(self.data_dir),
             "log": str(self.data_dir.with_name("data.log")),
             "error": self.error or None,
@@ -319,17 +321,32 @@ class RdsPlane:
         wanted_stopped = wanted_status in STOPPED_STATES
         force_ssl = self._force_ssl(region, instance)
         if database.state == "creating":
-            snapshot = self.restore_source(region, database.identifier)  # None: an empty database
-            create = (self._restore, database, snapshot) if snapshot else (self._create, database)
-            database.job = self._pool.submit(*create, password, not wanted_stopped, bool(force_ssl))
+            self._begin(database, password, not wanted_stopped, bool(force_ssl))
         elif wanted_stopped and database.state == "available":
             database.job = self._pool.submit(self._stop, database)
         elif not wanted_stopped and database.state == "stopped":
             database.job = self._pool.submit(self._start, database)
-        elif database.state == "available" and password and _digest(password) != database.password_digest:
+        elif (
+            database.state == "available"
+            and not database.source  # a replica's passwords are its source's, replicated
+            and password
+            and _digest(password) != database.password_digest
+        ):
             database.job = self._pool.submit(self._rotate, database, password)
         elif database.state == "available" and force_ssl is not None and force_ssl != database.force_ssl:
             database.job = self._pool.submit(self._set_force_ssl, database, force_ssl)
+
+    def _begin(self, database: LocalDatabase, password: str | None, start: bool, force_ssl: bool) -> None:
+        """A new instance's server: a streaming replica of its source once that runs, a copy of the snapshot
+        it is restored from, or an empty cluster."""
+        if database.source:
+            source = self.databases.get((database.region, database.source))
+            if source is not None and not source.busy and source.state == "available":
+                database.job = self._pool.submit(self._replicate, database, source, force_ssl)
+            return
+        snapshot = self.restore_source(database.region, database.identifier)  # None: an empty database
+        create = (self._restore, database, snapshot) if snapshot else (self._create, database)
+        database.job = self._pool.submit(*create, password, start, force_ssl)
 
     def _force_ssl(self, region: str, instance: dict) -> bool | None:
         """What the instance's parameter group asks of ``rds.force_ssl``; None when it cannot be read
@@ -416,6 +433,7 @@ class RdsPlane:
             master_username=instance.get("MasterUsername") or "postgres",
             directory=directory,
             engine_version=instance.get("EngineVersion", ""),
+            source=instance.get("ReadReplicaSourceDBInstanceIdentifier") or "",
         )
 
     def _supervise(self, database: LocalDatabase, wanted_status: str, read_at: float) -> bool:
@@ -532,6 +550,21 @@ class RdsPlane:
             log.info("%s restored from the snapshot %s", database.identifier, snapshot)
         except Exception as exc:  # noqa: BLE001 - shown by status; the instance stays failed
             log.exception("restoring %s from %s failed", database.identifier, snapshot)
+            database.state, database.error = "failed", str(exc)[-2000:]
+
+    def _replicate(self, database: LocalDatabase, source: LocalDatabase, force_ssl: bool = False) -> None:
+        """A read replica: a real streaming standby of the source's server (pg_basebackup -R), read-only,
+        with the source's roles and passwords; TLS with its own certificate."""
+        try:
+            database.server = self._new_server(database, source.server.password)
+            database.server.init_standby(source.server)
+            self._secure(database, force_ssl)
+            database.password_digest = source.password_digest
+            _bring_up(database.server)
+            database.state = "available"
+            log.info("%s streams from %s", database.identifier, source.identifier)
+        except Exception as exc:  # noqa: BLE001 - shown by status; the instance stays failed
+            log.exception("replicating %s from %s failed", database.identifier, source.identifier)
             database.state, database.error = "failed", str(exc)[-2000:]
 
     def _snapshot(self, database: LocalDatabase, snapshots: list[str], running: bool) -> None:

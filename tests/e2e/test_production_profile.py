@@ -1,9 +1,9 @@
 """The production profile, end to end on a local cloud of its own: ``inventories/local-production`` (tasks in
 private app subnets behind a NAT gateway per zone and VPC endpoints, data subnets with no route out, WAF,
-Multi-AZ, Container Insights, ECS Exec, a database that refuses connections without TLS, Performance Insights)
-provisions, serves v1 through the load balancer from tasks without a public IP, passes the security audit,
-re-runs with changed=0 and tears down leaving nothing, NAT gateways, their Elastic IPs, the endpoints and the
-WAF web ACL (associated with the load balancer while it stands) included.
+Multi-AZ, a read replica, Container Insights, ECS Exec, a database that refuses connections without TLS,
+Performance Insights) provisions, serves v1 through the load balancer from tasks without a public IP, passes
+the security audit, re-runs with changed=0 and tears down leaving nothing, NAT gateways, their Elastic IPs,
+the endpoints and the WAF web ACL (associated with the load balancer while it stands) included.
 
 One test, in the order an operator's runs go: each step needs the one before, and a cloud of its own (its
 environment, ``localprod``, and the load balancer's local ports) costs one ``localcloud up``.
@@ -194,6 +194,42 @@ def check_database(cloud) -> None:
     assert (environment["DB_SSLMODE"], environment["DB_SSLROOTCERT"]) == ("verify-full", ca)
 
 
+def check_replica(cloud) -> None:
+    """The read replica: RDS names its source, and locally it is a real streaming standby of the database's
+    server - an item written through the load balancer is on it, over verify-full TLS, and it takes no write."""
+    rds = cloud.client("rds")
+    replica = rds.describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db-replica")["DBInstances"][0]
+    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == f"{PREFIX}-db"
+    assert not replica["PubliclyAccessible"] and replica["StorageEncrypted"]
+    assert replica["DBParameterGroups"][0]["DBParameterGroupName"] == f"{PREFIX}-db-postgres15"
+    server = next(d for d in cloud.status()["databases"] if d["identifier"] == f"{PREFIX}-db-replica")
+    assert server["replica_of"] == f"{PREFIX}-db", server
+    status, item, _ = request("POST", f"{cloud.https}/items", {"name": "on the replica too"})
+    assert status == 201, item
+    password = cloud.client("ssm").get_parameter(Name="/ecs-prod/localprod/db/password", WithDecryption=True)
+    settings = {
+        "host": replica["Endpoint"]["Address"],
+        "hostaddr": server["address"].split(":")[0],
+        "port": replica["Endpoint"]["Port"],
+        "user": "app_admin",
+        "password": password["Parameter"]["Value"],
+        "dbname": "app",
+        "connect_timeout": 5,
+        "sslmode": "verify-full",
+        "sslrootcert": str(cloud.state_dir.resolve() / "tls" / "lb-cert.pem"),
+    }
+
+    def streamed() -> bool:
+        with psycopg.connect(**settings) as connection:
+            return connection.execute("SELECT name FROM items WHERE id = %s", (item["id"],)).fetchone() is not None
+
+    wait_for(streamed, timeout=30, what="the item on the replica")
+    with psycopg.connect(**settings) as connection:
+        assert connection.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            connection.execute("DELETE FROM items")
+
+
 def healthy_blue(cloud) -> int:
     elbv2 = cloud.client("elbv2")
     arn = elbv2.describe_target_groups(Names=[f"{PREFIX}-blue"])["TargetGroups"][0]["TargetGroupArn"]
@@ -236,6 +272,7 @@ def test_the_production_profile_serves_from_private_subnets_re_runs_clean_and_le
     assert {"name": "containerInsights", "value": "enabled"} in cluster["settings"], cluster.get("settings")
     check_database(cloud)
     check_ecs_exec(cloud)
+    check_replica(cloud)
     # The audit allows what the profile asks for (ECS Exec, the NAT routes of the app subnets) and nothing more.
     audit = cloud.playbook("audit", "-i", INVENTORY)
     assert audit.returncode == 0, audit.tail()
