@@ -285,7 +285,11 @@ class PostgresServer:
         ``password`` must be the superuser's password in the copy."""
         self._prepare_data_dir()
         self._run(["cp", "-a", f"{Path(source).absolute()}/.", str(self.data_dir)], what="copying", timeout=timeout)
-        # The source's lock files (its unix socket lives in its data directory) are not this server's.
+        self._listen_here("restored from a copy")
+
+    def _listen_here(self, origin: str) -> None:
+        """A cluster copied from another server's: drop that server's lock files (its unix socket lives in
+        its data directory) and make this one listen on its own host and port (later lines win)."""
         for stale in [self.data_dir / "postmaster.pid", *self.data_dir.glob(".s.PGSQL.*")]:
             stale.unlink(missing_ok=True)
         socket_dir = str(self.data_dir) if len(str(self.data_dir)) <= _MAX_SOCKET_DIR else ""
@@ -294,8 +298,8 @@ class PostgresServer:
             "port": str(self.port),
             "unix_socket_directories": quote_literal(socket_dir),
         }
-        with (self.data_dir / "postgresql.conf").open("a") as handle:  # later lines win
-            handle.write("\n# localcloud.postgres: restored from a copy\n")
+        with (self.data_dir / "postgresql.conf").open("a") as handle:
+            handle.write(f"\n# localcloud.postgres: {origin}\n")
             handle.writelines(f"{key} = {value}\n" for key, value in conf.items())
 
     def init_standby(self, source: PostgresServer, timeout: float = 300.0) -> None:
@@ -333,17 +337,7 @@ class PostgresServer:
                 "PGSSLKEY": str(self.data_dir.with_name("no-client.key")),
             },
         )
-        for stale in [self.data_dir / "postmaster.pid", *self.data_dir.glob(".s.PGSQL.*")]:
-            stale.unlink(missing_ok=True)
-        socket_dir = str(self.data_dir) if len(str(self.data_dir)) <= _MAX_SOCKET_DIR else ""
-        conf = {
-            "listen_addresses": quote_literal(self.host),
-            "port": str(self.port),
-            "unix_socket_directories": quote_literal(socket_dir),
-        }
-        with (self.data_dir / "postgresql.conf").open("a") as handle:  # later lines win
-            handle.write("\n# localcloud.postgres: a streaming replica\n")
-            handle.writelines(f"{key} = {value}\n" for key, value in conf.items())
+        self._listen_here("a streaming replica")
 
     def in_recovery(self) -> bool:
         """Whether the server is a standby (``pg_is_in_recovery()``)."""
