@@ -104,8 +104,12 @@ app-tests: venv  ## the service's tests against a real PostgreSQL and the local 
 dataplane: venv  ## the local cloud's data plane: tasks, load balancer, databases
 	python -m pytest tests/dataplane $(PYTEST_ARGS)
 
+# Two modules at a time (each starts a local cloud of its own on free ports, state dir and addresses);
+# --dist loadfile keeps a module's tests, which share its cloud, in one worker. 0: one module at a time,
+# in the pytest process.
+E2E_WORKERS ?= 2
 e2e: venv  ## whole playbooks against the local cloud
-	python -m pytest tests/e2e --durations=15 $(PYTEST_ARGS)
+	python -m pytest tests/e2e --durations=15 -n $(E2E_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 molecule: venv  ## the molecule scenario over the local cloud
 	molecule test -s platform
