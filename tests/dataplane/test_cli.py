@@ -169,7 +169,8 @@ def test_up_runs_the_cloud_and_down_leaves_no_process_and_no_port(cli):
     down = cli("down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert owned_processes(state) == []
-    assert [address for address in addresses if port_open(*address)] == []
+    # Closed, unless another local cloud on this machine has claimed a task's or the database's address since.
+    assert [address for address in addresses if port_open(*address) and not address_holders(address[0])] == []
     assert cli("status").returncode == 3
 
     again = cli.up()  # up after down starts clean
