@@ -101,11 +101,24 @@ integration: venv  ## module integration targets against the local AWS API
 app-tests: venv  ## the service's tests against a real PostgreSQL and the local AWS API
 	python -m pytest app/tests $(PYTEST_ARGS)
 
+# Two workers here too: each worker has its own local AWS API and each module its own data plane (free
+# ports, a state dir, addresses claimed machine-wide). 0: in the pytest process, one test at a time.
+DATAPLANE_WORKERS ?= 2
 dataplane: venv  ## the local cloud's data plane: tasks, load balancer, databases
-	python -m pytest tests/dataplane $(PYTEST_ARGS)
+	python -m pytest tests/dataplane -n $(DATAPLANE_WORKERS) $(PYTEST_ARGS)
 
+# Two modules at a time (each starts a local cloud of its own on free ports, state dir and addresses);
+# --dist loadfile keeps a module's tests, which share its cloud, in one worker. Then the modules marked
+# `alone` (timing-sensitive: the canary bake's lock renewals), with nothing of the suite beside them.
+# A pass that selects nothing (exit 5, e.g. PYTEST_ARGS=-k ...) is no failure. E2E_WORKERS=0: every
+# module one at a time, in the pytest process.
+E2E_WORKERS ?= 2
 e2e: venv  ## whole playbooks against the local cloud
-	python -m pytest tests/e2e --durations=15 $(PYTEST_ARGS)
+	status=0; \
+	python -m pytest tests/e2e --durations=15 -n $(E2E_WORKERS) --dist loadfile -m "not alone" $(PYTEST_ARGS) \
+	  || [ $$? -eq 5 ] || status=1; \
+	python -m pytest tests/e2e --durations=15 -m alone $(PYTEST_ARGS) || [ $$? -eq 5 ] || status=1; \
+	exit $$status
 
 molecule: venv  ## the molecule scenario over the local cloud
 	molecule test -s platform

@@ -273,6 +273,10 @@ class RdsPlane:
     def reconcile(self) -> None:
         seen: set[tuple[str, str]] = set()
         for region in list(self.regions()):
+            # The snapshots are read before the instances: a final snapshot (DeleteDBInstance) in this
+            # read has its instance already gone from the next one, so it is never copied as a running
+            # instance's snapshot (pg_basebackup) but by _delete, from the stopped cluster.
+            snapshots = self._read_region_snapshots(region)
             read_at = time.monotonic()
             instances = self._read_instances(region)
             if instances is None:
@@ -284,7 +288,7 @@ class RdsPlane:
                 key = (region, instance["DBInstanceIdentifier"])
                 seen.add(key)
                 self._follow(region, instance, read_at)
-            self._follow_snapshots(region, {key[1] for key in seen if key[0] == region})
+            self._follow_snapshots(region, {key[1] for key in seen if key[0] == region}, snapshots)
         for key, database in list(self.databases.items()):
             if key in seen or database.busy:
                 continue
@@ -395,11 +399,14 @@ class RdsPlane:
             and not self.snapshots.complete(region, s["DBSnapshotIdentifier"])
         ]
 
-    def _follow_snapshots(self, region: str, live: set[str]) -> None:
-        """Copy the snapshots of running or stopped instances (a deleted one's final snapshot: see
-        :meth:`_delete`); remove the copies of deleted snapshots."""
+    def _read_region_snapshots(self, region: str) -> list[dict] | None:
+        """The snapshots of ``region``; None without a database or a copy there, or when the read failed."""
         has_local = any(key[0] == region for key in self.databases) or (self.snapshots.root / region).is_dir()
-        snapshots = self._read_snapshots(region) if has_local else None
+        return self._read_snapshots(region) if has_local else None
+
+    def _follow_snapshots(self, region: str, live: set[str], snapshots: list[dict] | None) -> None:
+        """Copy the snapshots of running or stopped instances (a deleted one's final snapshot: see
+        :meth:`_delete`); remove the copies of deleted snapshots. ``snapshots``: read before ``live``."""
         if snapshots is None:
             return
         self.snapshots.prune(region, {s["DBSnapshotIdentifier"] for s in snapshots})

@@ -21,7 +21,6 @@ tests/unit/roles/test_cicd_policy.py.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -33,6 +32,7 @@ import botocore.exceptions
 import pytest
 
 from localcloud.harness import PREFIX, LocalCloud, healthy_targets, listener_weights, wait_for
+from localcloud.oidc import github_token
 
 # About 2.5 minutes alone on 2 quiet cores (a third of it the module's cloud), 6 with a load of 10 to 15.
 # The ceiling is per test, the first one including the cloud's provisioning, which took 204 s (the longest
@@ -80,12 +80,7 @@ PROVISION = [
 
 def token(sub: str = SUBJECT, aud: str = "sts.amazonaws.com") -> str:
     """A token with GitHub's claims (unsigned: the local cloud reads the claims, not the signature)."""
-
-    def part(data: dict) -> str:
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-    claims = {"iss": ISSUER, "sub": sub, "aud": aud, "repository": REPOSITORY, "environment": "prod"}
-    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+    return github_token(sub, aud, ISSUER)
 
 
 def enforce(cloud: LocalCloud, count: str) -> None:

@@ -6,7 +6,6 @@ prefix (iam_auth_resources.py), and the local dummy key as the account's root. A
 
 from __future__ import annotations
 
-import base64
 import json
 import urllib.request
 
@@ -15,6 +14,7 @@ import botocore.exceptions
 import pytest
 
 from localcloud.awsapi import ApiServerThread
+from localcloud.oidc import github_token
 
 ISSUER = "token.actions.githubusercontent.com"
 SUBJECT = "repo:example-org/shop:environment:prod"
@@ -22,10 +22,7 @@ LOCK = "arn:aws:ssm:us-east-1:123456789012:parameter/shop/prod/lock"
 
 
 def token(sub: str = SUBJECT, aud: str = "sts.amazonaws.com", iss: str = f"https://{ISSUER}") -> str:
-    def part(data: dict) -> str:
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-    return f"{part({'alg': 'RS256'})}.{part({'iss': iss, 'sub': sub, 'aud': aud})}.c2ln"
+    return github_token(sub, aud, iss)
 
 
 @pytest.fixture(scope="module")
