@@ -282,6 +282,18 @@ def test_the_production_profile_serves_from_private_subnets_re_runs_clean_and_le
     assert again.returncode == 0, again.tail()
     assert again.changed == 0, again.tail()
 
+    # Switched off, the replica goes (its server too); the database stays.
+    without = cloud.playbook("provision", "-i", INVENTORY, "-e", "rds_read_replica=false")
+    assert without.returncode == 0, without.tail()
+    assert without.changed == 1, without.tail()
+    instances = [d["DBInstanceIdentifier"] for d in cloud.client("rds").describe_db_instances()["DBInstances"]]
+    assert instances == [f"{PREFIX}-db"], instances
+    wait_for(
+        lambda: [d["identifier"] for d in cloud.status()["databases"]] == [f"{PREFIX}-db"],
+        timeout=60,
+        what="the replica's server gone",
+    )
+
     down = cloud.playbook("teardown", "-i", INVENTORY)
     assert down.returncode == 0, down.tail()
     assert "Nothing tagged for ecs-prod-localprod is left" in down.output
