@@ -339,10 +339,6 @@ class PostgresServer:
         )
         self._listen_here("a streaming replica")
 
-    def in_recovery(self) -> bool:
-        """Whether the server is a standby (``pg_is_in_recovery()``)."""
-        return self.psql("SELECT pg_is_in_recovery()", dbname="postgres").strip() == "t"
-
     def _own_parent(self, target: Path) -> None:
         if target.exists():
             raise PostgresError(f"{target} exists")
