@@ -330,6 +330,7 @@ def cmd_status(state: StateDir, args: argparse.Namespace) -> int:
         "tasks": (plane or {}).get("tasks", []),
         "databases": (plane or {}).get("databases", []),
         "db_snapshots": (plane or {}).get("db_snapshots", []),
+        "scaling": (plane or {}).get("scaling", {"enabled": False, "targets": {}}),
     }
     if args.json:
         print(json.dumps(status, indent=2))
@@ -350,7 +351,7 @@ def print_status(status: dict, pid: int | None) -> None:
             print(f"            load balancer: {plane['load_balancer_error']}")
     print(f"state       {status['state_dir']}")
     if pid:
-        for section in (_listener_lines, _service_lines, _task_lines, _database_lines):
+        for section in (_listener_lines, _service_lines, _scaling_lines, _task_lines, _database_lines):
             lines = section(status)
             if lines:
                 print("\n" + "\n".join(lines))
@@ -376,6 +377,19 @@ def _service_lines(status: dict) -> list[str]:
         )
         lines += [f"    {service['events'][0]}"] if service["events"] else []
     return ["services", *lines] if lines else []
+
+
+def _scaling_lines(status: dict) -> list[str]:
+    """Each scalable target: its bounds and state, and its last activity with the reason."""
+    lines = []
+    for resource_id, target in sorted((status.get("scaling") or {}).get("targets", {}).items()):
+        state = "suspended" if target.get("suspended") else "scaling"
+        bounds = f"min {target.get('min')}  max {target.get('max')}"
+        lines.append(f"  {resource_id}  {state}  {bounds}  desired {target.get('desired')}")
+        for activity in (target.get("activities") or [])[-1:]:
+            lines.append(f"    {activity['time']}  {activity['from']} -> {activity['to']}: {activity['reason']}")
+        lines += [f"    {target['problem']}"] if target.get("problem") else []
+    return ["autoscaling", *lines] if lines else []
 
 
 def _task_lines(status: dict) -> list[str]:

@@ -45,6 +45,8 @@ NOT_SET_BY_USERS = {
     "ecs_version": "set by the bluegreen role's deploy from bluegreen_version (checked)",
     "ecs_service_desired_count": "set by the bluegreen role's deploy and switch from the counts they read",
     "iam_ecs_exec": "set by playbooks/vars/platform.yml from ecs_enable_execute_command (checked)",
+    "bluegreen_autoscaling": "set by playbooks/vars/platform.yml from ecs_autoscaling (checked)",
+    "ecs_scaling_colors": "set by the bluegreen role (deploy, switch) for the ecs role's scaling entry point",
 }
 
 # One wrong value per variable. Bluegreen variables run through the swap playbook (with a valid colour,
@@ -214,6 +216,14 @@ WRONG: dict[str, object] = {
     "ecs_stop_timeout": 200,
     "ecs_container_insights": "on",
     "ecs_enable_execute_command": NOT_A_BOOL,
+    "ecs_autoscaling": NOT_A_BOOL,
+    "ecs_autoscaling_min_capacity": 0,
+    "ecs_autoscaling_max_capacity": 0,
+    "ecs_autoscaling_requests_per_target": -1,
+    "ecs_autoscaling_cpu_target": 101,
+    "ecs_autoscaling_scale_out_cooldown": -1,
+    "ecs_autoscaling_scale_in_cooldown": 90000,
+    "ecs_load_balancer_arn": "not-an-arn",
     "ecs_deployment_minimum_healthy_percent": 150,
     "ecs_deployment_maximum_percent": 50,
     "ecs_log_retention_days": 8,

@@ -13,7 +13,9 @@ backends. It rewrites ``<state>/status.json`` every second: what
 
 The load balancer publishes its AWS/ApplicationELB metrics to the API's CloudWatch
 (``lb.metrics``, off with ``LOCALCLOUD_LB_METRICS=0``), and a thread evaluates the account's metric
-alarms as CloudWatch does (``alarms``, off with ``alarms=False``).
+alarms as CloudWatch does (``alarms``, off with ``alarms=False``). Every couple of seconds the loop
+runs the ECS services' Application Auto Scaling target tracking policies (``scaling``, off with
+``LOCALCLOUD_SCALING=0``), which change the services' desired counts as AWS would.
 
 Everything it starts carries ``LOCALCLOUD_OWNER=<state dir>`` in its environment (tasks and
 health checks get it from the plane, PostgreSQL inherits it from the process, which ``localcloud
@@ -38,6 +40,8 @@ from localcloud.awsapi import DATA_PLANE_AGENT
 from localcloud.dataplane import alarms, ecs, logs, rds
 from localcloud.dataplane.ecs.usage import UsagePublisher
 from localcloud.dataplane.registry import TargetRegistry
+from localcloud.dataplane.scaling import ServiceScaler
+from localcloud.dataplane.scaling import enabled_by_env as scaling_enabled_by_env
 
 USAGE_INTERVAL = 5.0  # seconds between two samples of the tasks' CPU and memory (AWS/ECS metrics)
 
@@ -83,7 +87,8 @@ class DataPlane:
     the data plane); tests of the task runner turn it off and decide target health themselves.
     ``emulator_in_process`` says the emulator runs in this process (the master password and the
     ECS reflection need it). ``metrics`` turns the load balancer's metrics on or off (default:
-    on unless ``LOCALCLOUD_LB_METRICS=0``); ``alarms`` the evaluation of metric alarms.
+    on unless ``LOCALCLOUD_LB_METRICS=0``); ``alarms`` the evaluation of metric alarms; ``scaling``
+    the ECS services' target tracking (default: on unless ``LOCALCLOUD_SCALING=0``).
     """
 
     def __init__(
@@ -103,6 +108,7 @@ class DataPlane:
         registry: TargetRegistry | None = None,
         metrics: bool | None = None,
         alarms: bool = True,
+        scaling: bool | None = None,
     ):
         self.endpoint_url = endpoint_url
         self.state_dir = Path(state_dir).resolve()
@@ -134,6 +140,9 @@ class DataPlane:
         self._next_status = 0.0
         self.usage: UsagePublisher | None = None
         self._next_usage = 0.0
+        self.scaling_enabled = scaling
+        self.scaling: ServiceScaler | None = None
+        self._next_scaling = 0.0
 
     @property
     def hosts_file(self) -> Path:
@@ -155,6 +164,11 @@ class DataPlane:
                     if region not in found and region != "global":
                         found.append(region)
         return found
+
+    def _scaled_regions(self) -> list[str]:
+        """The regions where the ECS plane has services (where there is something to scale)."""
+        services = list(self.ecs.services.values()) if self.ecs else []
+        return sorted({state.region for state in services if not state.gone})
 
     def elbv2(self, region: str | None = None):
         """The load balancer plane's client factory."""
@@ -209,6 +223,8 @@ class DataPlane:
             ca=self.tls_cert,
         )
         self.usage = UsagePublisher(self.clients, self.account_id)
+        if self.scaling_enabled if self.scaling_enabled is not None else scaling_enabled_by_env():
+            self.scaling = ServiceScaler(self.clients, self._scaled_regions)
         if self.load_balancer:
             self._start_load_balancer()
         if self.alarms_enabled:
@@ -266,6 +282,12 @@ class DataPlane:
         if self.usage is not None and time.monotonic() >= self._next_usage:
             self._next_usage = time.monotonic() + USAGE_INTERVAL
             self.usage.publish(list(self.ecs.tasks.values()))
+        if self.scaling is not None and time.monotonic() >= self._next_scaling:
+            self._next_scaling = time.monotonic() + self.scaling.interval
+            try:
+                self.scaling.run()
+            except Exception:  # noqa: BLE001 - the loop must go on
+                log.exception("scaling the ECS services failed")
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop everything this data plane started: traffic first, then tasks, then databases."""
@@ -323,6 +345,7 @@ class DataPlane:
                 "state_changes": self.alarm_evaluator.changes if self.alarm_evaluator else 0,
             },
             "db_snapshots": self.rds.snapshot_status() if self.rds else [],
+            "scaling": self.scaling.status() if self.scaling else {"enabled": False, "targets": {}},
         }
 
     def write_status(self) -> None:

@@ -1,9 +1,10 @@
 """The production profile, end to end on a local cloud of its own: ``inventories/local-production`` (tasks in
 private app subnets behind a NAT gateway per zone and VPC endpoints, data subnets with no route out, WAF,
 Multi-AZ, a read replica, Container Insights, ECS Exec, a database that refuses connections without TLS,
-Performance Insights) provisions, serves v1 through the load balancer from tasks without a public IP, passes
-the security audit, re-runs with changed=0 and tears down leaving nothing, NAT gateways, their Elastic IPs,
-the endpoints and the WAF web ACL (associated with the load balancer while it stands) included.
+Performance Insights, autoscaling) provisions, serves v1 through the load balancer from tasks without a public
+IP, passes the security audit, scales under real load while a deploy and a swap respect blue/green, re-runs
+with changed=0 and tears down leaving nothing, NAT gateways, their Elastic IPs, the endpoints and the WAF web
+ACL (associated with the load balancer while it stands) included.
 
 One test, in the order an operator's runs go: each step needs the one before, and a cloud of its own (its
 environment, ``localprod``, and the load balancer's local ports) costs one ``localcloud up``.
@@ -17,6 +18,7 @@ import psycopg
 import pytest
 
 from localcloud.harness import REPO, LocalCloud, request, wait_for
+from localcloud.loadgen import start_load
 from tests.e2e.platform_support import live_resources, tagged_arns
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
@@ -108,7 +110,7 @@ def check_tasks(cloud, app_subnets: set[str]) -> None:
         assert set(network["subnets"]) == app_subnets
     arns = ecs.list_tasks(cluster=PREFIX, serviceName=f"{PREFIX}-blue")["taskArns"]
     tasks = ecs.describe_tasks(cluster=PREFIX, tasks=arns)["tasks"]
-    assert len(tasks) == 2
+    assert len(tasks) >= 1  # blue starts with 2 and may already have been scaled in to its minimum, 1
     for task in tasks:
         details = {d["name"]: d["value"] for a in task["attachments"] for d in a["details"]}
         assert details["subnetId"] in app_subnets
@@ -230,6 +232,100 @@ def check_replica(cloud) -> None:
             connection.execute("DELETE FROM items")
 
 
+def scaling_of(cloud) -> dict[str, dict]:
+    """Colour -> its scalable target (min, max, suspended) and its policies' metric types, as the API answers."""
+    aas = cloud.client("application-autoscaling")
+    targets = aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    policies = aas.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"]
+    found = {}
+    for color in ("blue", "green"):
+        resource = f"service/{PREFIX}/{PREFIX}-{color}"
+        target = next(t for t in targets if t["ResourceId"] == resource)
+        found[color] = {
+            "min": target["MinCapacity"],
+            "max": target["MaxCapacity"],
+            "suspended": all(target["SuspendedState"].values()),
+            "metrics": sorted(
+                p["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]["PredefinedMetricType"]
+                for p in policies
+                if p["ResourceId"] == resource
+            ),
+        }
+    return found
+
+
+def desired(cloud) -> dict[str, int]:
+    services = cloud.client("ecs").describe_services(cluster=PREFIX, services=[f"{PREFIX}-blue", f"{PREFIX}-green"])
+    return {s["serviceName"].rsplit("-", 1)[1]: s["desiredCount"] for s in services["services"]}
+
+
+def activities(cloud, color: str) -> list[dict]:
+    targets = cloud.status().get("scaling", {}).get("targets", {})
+    return targets.get(f"service/{PREFIX}/{PREFIX}-{color}", {}).get("activities", [])
+
+
+def check_autoscaling(cloud, tmp_path) -> None:
+    """Autoscaling that respects blue/green, under real load through the load balancer. A light load runs
+    throughout (a target group without traffic is never scaled in, on AWS as here): blue (serving) scales in to
+    its minimum; a deploy sizes green (suspended) like blue; a heavy load scales blue out; the swap gives green
+    at least blue's count before the traffic moves, with no failed request, and green is not scaled in while its
+    metrics still cover the time it had no traffic; then green scales in under the light load while blue,
+    suspended, keeps its tasks for a rollback."""
+    both = ["ALBRequestCountPerTarget", "ECSServiceAverageCPUUtilization"]
+    assert scaling_of(cloud) == {
+        "blue": {"min": 1, "max": 3, "suspended": False, "metrics": both},
+        "green": {"min": 0, "max": 3, "suspended": True, "metrics": both},
+    }
+    # 2 requests a second: 60 a minute per task for a target of 600, below 90 % of it with any count.
+    light = start_load(cloud.https, tmp_path / "light-load.jsonl", rate=2, connections=1, paths="/health")
+    heavy = None
+    try:
+        # Blue goes from its initial 2 tasks to its minimum (the scaler, not a playbook).
+        wait_for(lambda: desired(cloud)["blue"] == 1, timeout=150, what="blue scaled in to 1 under a light load")
+        # status.json is rewritten every second: the activity shows there a moment later.
+        wait_for(lambda: any(a["to"] == 1 for a in activities(cloud, "blue")), timeout=10, what="blue's scale-in")
+
+        cloud.cli("publish", "v2")
+        deploy = cloud.playbook("deploy", "-i", INVENTORY, "-e", "version=v2")
+        assert deploy.returncode == 0, deploy.tail()
+        assert desired(cloud)["green"] == desired(cloud)["blue"] == 1
+        assert scaling_of(cloud)["green"]["suspended"]
+
+        # 25 requests a second more (1500 a minute per task for a target of 600): blue scales out, to 3 at most.
+        heavy = start_load(cloud.https, tmp_path / "heavy-load.jsonl", rate=25, connections=4, paths="/health,/")
+        wait_for(lambda: desired(cloud)["blue"] >= 2, timeout=90, what="blue scaled out under load")
+        wait_for(lambda: healthy_blue(cloud) >= 2, timeout=120, what="blue's new tasks healthy")
+        wait_for(
+            lambda: any(a["to"] >= 2 and "> target" in a["reason"] for a in activities(cloud, "blue")),
+            timeout=10,
+            what="blue's scale-out activity, with its reason",
+        )
+        under_load = desired(cloud)["blue"]
+        swap = cloud.playbook("swap", "-i", INVENTORY, "-e", "color=green")
+        assert swap.returncode == 0, swap.tail()
+        # Green took the traffic with at least what blue ran, and scales; blue is suspended, its tasks kept.
+        assert desired(cloud)["green"] >= under_load, (desired(cloud), under_load, swap.tail())
+        assert scaling_of(cloud)["green"] == {"min": 1, "max": 3, "suspended": False, "metrics": both}
+        assert scaling_of(cloud)["blue"]["suspended"] and scaling_of(cloud)["blue"]["min"] == 0
+        time.sleep(3)  # the heavy load goes on a moment on green alone
+        records = heavy.stop()
+        heavy = None
+        failed = [r for r in records if r.get("status") != 200]
+        assert records and failed == [], failed[:5]
+        assert {r.get("color") for r in records[-20:]} == {"green"}
+
+        # Under the light load green scales in to its minimum; blue, suspended, is not scaled in.
+        blue_kept = desired(cloud)["blue"]
+        wait_for(lambda: desired(cloud)["green"] == 1, timeout=150, what="green scaled in to 1 under a light load")
+        assert desired(cloud)["blue"] == blue_kept >= 2
+    finally:
+        for load in (heavy, light):
+            if load is not None:
+                load.stop()
+    light_failed = [r for r in light.records() if r.get("status") != 200]
+    assert light_failed == [], light_failed[:5]
+
+
 def healthy_blue(cloud) -> int:
     elbv2 = cloud.client("elbv2")
     arn = elbv2.describe_target_groups(Names=[f"{PREFIX}-blue"])["TargetGroups"][0]["TargetGroupArn"]
@@ -256,7 +352,7 @@ def closed_on_aws(cloud: LocalCloud, arn: str) -> bool:
     return False
 
 
-def test_the_production_profile_serves_from_private_subnets_re_runs_clean_and_leaves_nothing(cloud):
+def test_the_production_profile_serves_from_private_subnets_re_runs_clean_and_leaves_nothing(cloud, tmp_path):
     started = time.monotonic()
     run = cloud.playbook("provision", "-i", INVENTORY)
     assert run.returncode == 0, run.tail()
@@ -265,7 +361,7 @@ def test_the_production_profile_serves_from_private_subnets_re_runs_clean_and_le
 
     # The local data plane routes to tasks by their private addresses: v1 serves through the ALB.
     cloud.cli("publish", "v1", "--redeploy")  # the only repository of this cloud
-    wait_for(lambda: healthy_blue(cloud) >= 2, timeout=300, what="blue's 2 healthy targets")
+    wait_for(lambda: healthy_blue(cloud) >= 1, timeout=300, what="blue's healthy targets")
     wait_for(lambda: request("GET", f"{cloud.https}/health")[0] == 200, timeout=60, what="/health through the ALB")
     check_tasks(cloud, app_subnets)
     cluster = cloud.client("ecs").describe_clusters(clusters=[PREFIX], include=["SETTINGS"])["clusters"][0]
@@ -277,6 +373,7 @@ def test_the_production_profile_serves_from_private_subnets_re_runs_clean_and_le
     audit = cloud.playbook("audit", "-i", INVENTORY)
     assert audit.returncode == 0, audit.tail()
     assert "rules passed" in audit.output and "AUDIT FAILED" not in audit.output
+    check_autoscaling(cloud, tmp_path)
 
     again = cloud.playbook("provision", "-i", INVENTORY)
     assert again.returncode == 0, again.tail()
