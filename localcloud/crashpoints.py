@@ -15,6 +15,7 @@ from its seed: the runs' banners are the same for the same account state.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -22,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,6 +32,7 @@ from localcloud.harness import REPO, playbook_command, playbook_env
 BANNER = re.compile(r"^TASK \[(?:(?P<role>[\w.]+) : )?(?P<name>.*?)\] \**\s*$")
 LOCK_TASK = "Take the environment's lock"
 SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGINT": signal.SIGINT}
+RUN_MARKER = "LOCALCLOUD_CHAIN_RUN"  # in the environment of a run and of its task workers
 
 # A shell's background job ignores SIGINT and the playbook would inherit that: undo it before the exec.
 UNIGNORE_SIGINT_AND_EXEC = (
@@ -168,6 +171,26 @@ def after_ctrl_c(process: subprocess.Popen, point: CrashPoint, patience: float =
     return process.communicate()[0]
 
 
+def processes_with(marker: str) -> list[int]:
+    """Live processes (zombies excluded) with ``marker`` (``NAME=value``, or ``NAME=`` for any value) in their
+    environment."""
+    wanted = marker.encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                if stat.read().rsplit(")", 1)[-1].split()[0] == "Z":
+                    continue
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if any(item.startswith(wanted) for item in environ.read().split(b"\0")):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
 def run_killed(
     target,
     playbook: str,
@@ -180,10 +203,11 @@ def run_killed(
     point ``decide`` returns for a line of its output; a run ``decide`` never stops ends by itself."""
     command = [sys.executable, "-c", UNIGNORE_SIGINT_AND_EXEC, *playbook_command(playbook, *args)]
     started = time.monotonic()
+    marker = f"{RUN_MARKER}={uuid.uuid4().hex}"
     process = subprocess.Popen(
         command,
         cwd=REPO,
-        env=playbook_env(target, {"ANSIBLE_NOCOLOR": "1", **(env or {})}),
+        env=playbook_env(target, {"ANSIBLE_NOCOLOR": "1", **(env or {}), RUN_MARKER: marker.split("=", 1)[1]}),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -209,6 +233,11 @@ def run_killed(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+        # ansible-core's task workers leave the process group (setsid): a worker a SIGKILL did not reach would
+        # finish its module call while the next run goes on. Stop them as a crash of the machine would.
+        for pid in processes_with(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     if point is not None:
         point.returncode = process.returncode
     return ChainRun("".join(seen), process.returncode, point, time.monotonic() - started)

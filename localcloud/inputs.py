@@ -46,6 +46,7 @@ NOT_SET_BY_USERS = {
     "ecs_service_desired_count": "set by the bluegreen role's deploy and switch from the counts they read",
     "iam_ecs_exec": "set by playbooks/vars/platform.yml from ecs_enable_execute_command (checked)",
     "bluegreen_autoscaling": "set by playbooks/vars/platform.yml from ecs_autoscaling (checked)",
+    "cicd_autoscaling": "set by playbooks/vars/platform.yml from ecs_autoscaling (checked)",
     "ecs_scaling_colors": "set by the bluegreen role (deploy, switch) for the ecs role's scaling entry point",
 }
 

@@ -97,6 +97,13 @@ options:
     description: Seconds after a scaling activity before a scale-in.
     type: int
     default: 300
+  manage_policies:
+    description:
+      - Whether the policies are read and written too. C(false) sets only the targets (their capacity and suspended
+        state) with one read, as a blue/green deploy or swap does, and needs no permission on the policies or the
+        alarms behind them.
+    type: bool
+    default: true
   state:
     description:
       - C(present) registers the targets and policies; C(absent) deletes this module's policies and deregisters the
@@ -145,6 +152,14 @@ EXAMPLES = r"""
     requests_per_target: 1000
     cpu_utilization: 60
 
+- name: A deploy suspends the colour it sizes (the target only, one read)
+  ecs_production.platform.ecs_service_scaling:
+    cluster: prod
+    services:
+      - name: prod-green
+        suspended: true
+    manage_policies: false
+
 - name: Teardown
   ecs_production.platform.ecs_service_scaling:
     cluster: prod
@@ -176,7 +191,7 @@ targets:
       description: Whether the target's scaling is suspended.
       type: bool
     policies:
-      description: The names of this module's policies on the target.
+      description: The names of this module's policies on the target (empty with I(manage_policies=false)).
       type: list
       elements: str
   sample:
@@ -389,7 +404,8 @@ def converge_present(module, client, params: Dict[str, Any]) -> Dict[str, Any]:
     services = params["services"]
     ids = [f"service/{params['cluster']}/{s['name']}" for s in services]
     targets = describe_targets(client, ids)
-    policies = describe_policies(client, ids)
+    manage = params["manage_policies"]
+    policies = describe_policies(client, ids) if manage else {}
     result: Dict[str, Any] = {"changed": False, "targets": [], "changed_services": []}
     before_all: Dict[str, Any] = {}
     after_all: Dict[str, Any] = {}
@@ -398,7 +414,7 @@ def converge_present(module, client, params: Dict[str, Any]) -> Dict[str, Any]:
         existing = targets.get(resource_id)
         have_policies = policies.get(resource_id, {})
         want_target = plan_target(params, service, existing)
-        want_policies = wanted_policies(params, service)
+        want_policies = wanted_policies(params, service) if manage else {}
         write_target = target_view(existing) != want_target
         to_put = [
             name
@@ -408,7 +424,7 @@ def converge_present(module, client, params: Dict[str, Any]) -> Dict[str, Any]:
                 have_policies[name].get("TargetTrackingScalingPolicyConfiguration") or {}, configuration
             )
         ]
-        to_delete = sorted(set(have_policies) - set(want_policies))
+        to_delete = sorted(set(have_policies) - set(want_policies)) if manage else []
         before_all[service["name"]] = (
             dict(target_view(existing), policies=policy_view(have_policies)) if existing else {}
         )
@@ -503,7 +519,7 @@ def check_parameters(module, params: Dict[str, Any]) -> None:
     if not names or any(not n.strip() for n in names) or len(set(names)) != len(names):
         problems.append("services must list one or more distinct service names")
     if params["state"] == "present":
-        problems += capacity_problems(params) + policy_problems(params)
+        problems += capacity_problems(params) + (policy_problems(params) if params["manage_policies"] else [])
     if problems:
         module.fail_json(msg="; ".join(problems) + ". No AWS call was made.")
 
@@ -531,6 +547,7 @@ def main() -> None:
             cpu_utilization=dict(type="float", default=0),
             scale_out_cooldown=dict(type="int", default=60),
             scale_in_cooldown=dict(type="int", default=300),
+            manage_policies=dict(type="bool", default=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
         ),
         supports_check_mode=True,

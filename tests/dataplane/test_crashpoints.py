@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 
-from localcloud.crashpoints import Chain, CrashPoint, after_ctrl_c, segment_of
+from localcloud.crashpoints import Chain, CrashPoint, after_ctrl_c, processes_with, segment_of
 
 RUN = [
     "TASK [ecs_production.platform.platform : Validating arguments against arg spec 'lock' - Take the lock] ***",
@@ -90,3 +90,27 @@ def test_a_run_that_ends_on_its_ctrl_c_needs_nothing_else():
     point = CrashPoint("provision", "network#1", "network : Build the network", 1, False, "SIGINT", 0.0)
     after_ctrl_c(process, point, patience=10.0)
     assert process.returncode != 0 and point.note == ""
+
+
+def test_processes_with_a_marker_are_found_in_another_session_and_not_once_dead():
+    """A task worker of ansible-core leaves the run's process group (setsid): it is found by the marker in its
+    environment, which the chain's runs set, so that a SIGKILL of the run can stop it too."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import uuid
+
+    marker = f"LOCALCLOUD_CHAIN_RUN={uuid.uuid4().hex}"
+    name, value = marker.split("=", 1)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(30)"], env={**os.environ, name: value}, start_new_session=True
+    )
+    try:
+        assert processes_with(marker) == [child.pid]
+        assert child.pid in processes_with(f"{name}=")
+        assert processes_with(f"{name}={uuid.uuid4().hex}") == []
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    assert processes_with(marker) == []

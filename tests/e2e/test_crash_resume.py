@@ -28,7 +28,7 @@ import socket
 import pytest
 from ansible_collections.ecs_production.platform.plugins.module_utils.process import start_time
 
-from localcloud.crashpoints import Chain, ChainRun, run_chain, seeded
+from localcloud.crashpoints import RUN_MARKER, Chain, ChainRun, processes_with, run_chain, seeded
 from localcloud.harness import ENVIRONMENT, PREFIX, PROJECT, REPO, listener_weights, run_playbook
 from tests.e2e.platform_support import identity, live_resources
 
@@ -242,5 +242,7 @@ def test_provision_then_teardown_killed_at_sampled_tasks_resume_to_exactly_what_
     assert census(api) == {"kms_aliases": 1}, "the resumed teardown left something"
     assert f"Nothing tagged for {PREFIX} is left" in " ".join(final.output.split()), final.output[-3000:]
     assert teardown.points, "no teardown run was killed"
+    # No task worker of a killed run outlived it (ansible-core detaches them from the run's process group).
+    assert processes_with(f"{RUN_MARKER}=") == [], "a killed run's task worker is still running"
     print(f"[crash] teardown: {len(teardown.points)} kills, then a run of {final.seconds:.1f} s completed")
     print(f"[crash] {len(provision.points) + len(teardown.points)} crash points tried, all survived")

@@ -245,6 +245,32 @@ def test_the_trust_policy_admits_one_repository_and_environment_only(documents):
     }
 
 
+SCALABLE_TARGET = f"arn:aws:application-autoscaling:{ARN}:scalable-target/0ec9a8f2c8c4e1a1b2c3d4e5f6a7b8c9"
+ECS_DESIRED_COUNT = {
+    "application-autoscaling:service-namespace": "ecs",
+    "application-autoscaling:scalable-dimension": "ecs:service:DesiredCount",
+}
+
+
+def test_with_autoscaling_deploy_may_set_ecs_scalable_targets_and_nothing_more(tmp_path, documents):
+    scaling = render(tmp_path, cicd_autoscaling=True)["policy"]
+    assert allowed(scaling, "application-autoscaling:DescribeScalableTargets", "*", {})
+    assert allowed(scaling, "application-autoscaling:RegisterScalableTarget", SCALABLE_TARGET, ECS_DESIRED_COUNT)
+    other = dict(ECS_DESIRED_COUNT, **{"application-autoscaling:service-namespace": "dynamodb"})
+    assert not allowed(scaling, "application-autoscaling:RegisterScalableTarget", SCALABLE_TARGET, other)
+    elsewhere = SCALABLE_TARGET.replace(REGION, "us-east-1")
+    assert not allowed(scaling, "application-autoscaling:RegisterScalableTarget", elsewhere, ECS_DESIRED_COUNT)
+    for action in ("PutScalingPolicy", "DeleteScalingPolicy", "DeregisterScalableTarget"):
+        assert not allowed(scaling, f"application-autoscaling:{action}", SCALABLE_TARGET, ECS_DESIRED_COUNT)
+    # Without autoscaling, none of it.
+    for action in ("DescribeScalableTargets", "RegisterScalableTarget"):
+        assert not allowed(documents["policy"], f"application-autoscaling:{action}", "*", ECS_DESIRED_COUNT)
+    # Everything else is the same document.
+    assert [s for s in scaling["Statement"] if s["Sid"] in {t["Sid"] for t in documents["policy"]["Statement"]}] == (
+        documents["policy"]["Statement"]
+    )
+
+
 def test_other_names_follow_the_inputs(tmp_path):
     documents = render(
         tmp_path, cicd_github_environment="staging", cicd_partition="aws-us-gov", cicd_lock_parameter="/x/y/lock"

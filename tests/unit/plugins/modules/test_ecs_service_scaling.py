@@ -263,3 +263,16 @@ def test_the_same_configuration_ignores_what_aws_adds():
     assert not mod.same_configuration(dict(have, ScaleOutCooldown=61), want)
     assert not mod.same_configuration(dict(have, DisableScaleIn=True), want)
     assert not mod.same_configuration({k: v for k, v in have.items() if k != "PredefinedMetricSpecification"}, want)
+
+
+def test_without_the_policies_only_the_targets_are_read_and_written(monkeypatch, capsys):
+    client = FakeScaling()
+    run(monkeypatch, capsys, client, **both(blue=False, green=True))
+    client.calls.clear()
+    args = both(extra={"manage_policies": False, "cpu_utilization": 0})
+    args["services"] = [{"name": "prod-green", "suspended": False, "min_capacity": 3}]
+    result = run(monkeypatch, capsys, client, **args)
+    assert names(client) == ["describe_scalable_targets", "register_scalable_target"]
+    assert result["targets"][0]["min_capacity"] == 3 and result["targets"][0]["policies"] == []
+    # The CPU policy stays although cpu_utilization is 0: it is not this run's to manage.
+    assert ("service/prod/prod-green", "cpu-utilization") in client.policies
