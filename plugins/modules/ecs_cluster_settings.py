@@ -10,11 +10,12 @@ DOCUMENTATION = r"""
 ---
 module: ecs_cluster_settings
 version_added: 0.1.0
-short_description: The settings of an ECS cluster (Container Insights), written only when they differ
+short_description: The settings (Container Insights) and tags of an ECS cluster, written only when they differ
 description:
-  - Sets the C(containerInsights) setting of an existing ECS cluster.
-  - Reads the cluster with one C(DescribeClusters) call (with its settings) and calls C(UpdateCluster) only when
-    the setting differs.
+  - Sets the C(containerInsights) setting of an existing ECS cluster, and its tags.
+  - Reads the cluster with one C(DescribeClusters) call (with its settings and tags) and calls C(UpdateCluster),
+    C(TagResource) or C(UntagResource) only when something differs.
+  - M(community.aws.ecs_tag) tags a cluster with two reads of its own.
   - M(community.aws.ecs_cluster) creates the cluster and its capacity providers but does not manage its settings.
 author:
   - ecs_production.platform contributors (@ecs-production)
@@ -31,6 +32,13 @@ options:
     type: str
     choices: [enabled, enhanced, disabled]
     required: true
+  tags:
+    description: Tags the cluster should have. Left out, the tags are not read or changed.
+    type: dict
+  purge_tags:
+    description: Whether tags not in I(tags) are removed.
+    type: bool
+    default: false
 notes:
   - Supports check mode and diff mode (the settings before and after).
   - API calls are retried on throttling.
@@ -41,10 +49,11 @@ extends_documentation_fragment:
 """
 
 EXAMPLES = r"""
-- name: Container Insights on the cluster
+- name: Container Insights on the cluster, and its tags
   ecs_production.platform.ecs_cluster_settings:
     cluster: prod
     container_insights: enabled
+    tags: {Project: shop, Environment: prod}
 
 - name: Off again
   ecs_production.platform.ecs_cluster_settings:
@@ -58,6 +67,11 @@ settings:
   returned: always
   type: dict
   sample: {containerInsights: enabled}
+tags:
+  description: The cluster's tags after the run (in check mode, what they would be); with I(tags) only.
+  returned: when tags is given
+  type: dict
+  sample: {Project: shop}
 cluster_arn:
   description: The cluster's ARN.
   returned: always
@@ -65,7 +79,7 @@ cluster_arn:
   sample: arn:aws:ecs:us-east-1:123456789012:cluster/prod
 """
 
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
@@ -81,9 +95,10 @@ class EcsErrorHandler(AWSErrorHandler):
 
 
 @EcsErrorHandler.common_error_handler("describe cluster")
-def describe_cluster(client, cluster: str) -> Dict[str, Any]:
-    """The ACTIVE cluster as DescribeClusters returns it with its settings, {} when there is none."""
-    found = client.describe_clusters(aws_retry=True, clusters=[cluster], include=["SETTINGS"])
+def describe_cluster(client, cluster: str, tags: bool = False) -> Dict[str, Any]:
+    """The ACTIVE cluster as DescribeClusters returns it with its settings (and tags), {} when there is none."""
+    include = ["SETTINGS", "TAGS"] if tags else ["SETTINGS"]
+    found = client.describe_clusters(aws_retry=True, clusters=[cluster], include=include)
     return next((c for c in found.get("clusters", []) if c.get("status") == "ACTIVE"), {})
 
 
@@ -99,19 +114,52 @@ def settings_of(cluster: Dict[str, Any]) -> Dict[str, str]:
     return settings
 
 
+@EcsErrorHandler.common_error_handler("tag cluster")
+def tag_cluster(client, arn: str, tags: Dict[str, str]) -> None:
+    client.tag_resource(aws_retry=True, resourceArn=arn, tags=[{"key": k, "value": v} for k, v in sorted(tags.items())])
+
+
+@EcsErrorHandler.common_error_handler("untag cluster")
+def untag_cluster(client, arn: str, keys: List[str]) -> None:
+    client.untag_resource(aws_retry=True, resourceArn=arn, tagKeys=keys)
+
+
+def converge_tags(module, client, cluster: Dict[str, Any], result: Dict[str, Any]) -> None:
+    """The cluster's tags as asked (added and changed; others removed with purge_tags)."""
+    have = {t["key"]: t["value"] for t in cluster.get("tags") or [] if "key" in t}
+    wanted = {str(k): str(v) for k, v in module.params["tags"].items()}
+    to_set = {k: v for k, v in wanted.items() if have.get(k) != v}
+    to_remove = sorted(set(have) - set(wanted)) if module.params["purge_tags"] else []
+    after = {k: v for k, v in dict(have, **wanted).items() if k not in to_remove}
+    result["tags"] = after
+    result["diff"]["before"]["tags"], result["diff"]["after"]["tags"] = have, after
+    if not (to_set or to_remove):
+        return
+    result["changed"] = True
+    if module.check_mode:
+        return
+    arn = cluster.get("clusterArn") or module.params["cluster"]
+    if to_set:
+        tag_cluster(client, arn, to_set)
+    if to_remove:
+        untag_cluster(client, arn, to_remove)
+
+
 def converge(module, client) -> Dict[str, Any]:
     name, wanted = module.params["cluster"], module.params["container_insights"]
-    cluster = describe_cluster(client, name)
+    cluster = describe_cluster(client, name, tags=module.params["tags"] is not None)
     if not cluster:
         module.fail_json(msg=f"The ECS cluster {name} does not exist or is not ACTIVE: create it first.")
     before = settings_of(cluster)
     after = dict(before, **{SETTING: wanted})
     result = {"changed": before != after, "settings": after, "cluster_arn": cluster.get("clusterArn", "")}
-    result["diff"] = {"before": before, "after": after}
+    result["diff"] = {"before": dict(before), "after": dict(after)}
     if result["changed"] and not module.check_mode:
         updated = update_settings(client, cluster.get("clusterArn") or name, wanted).get("cluster")
         if updated:
             result["settings"] = dict(after, **settings_of(updated))
+    if module.params["tags"] is not None:
+        converge_tags(module, client, cluster, result)
     return result
 
 
@@ -120,6 +168,8 @@ def main() -> None:
         argument_spec=dict(
             cluster=dict(type="str", required=True),
             container_insights=dict(type="str", choices=["enabled", "enhanced", "disabled"], required=True),
+            tags=dict(type="dict"),
+            purge_tags=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )

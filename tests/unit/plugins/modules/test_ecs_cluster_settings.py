@@ -97,3 +97,61 @@ def test_a_bad_value_is_refused_before_any_client(monkeypatch, capsys):
         mod.main()
     result = json.loads(capsys.readouterr().out)
     assert result["failed"] and "container_insights" in result["msg"] and made == []
+
+
+class FakeTaggedEcs(FakeEcs):
+    def __init__(self, tags: list | None = None):
+        super().__init__(settings=[{"name": "containerInsights", "value": "enabled"}])
+        self.cluster["tags"] = tags or []
+
+    def describe_clusters(self, aws_retry, **kwargs):
+        answer = super().describe_clusters(aws_retry, **kwargs)
+        if "TAGS" not in kwargs.get("include", []):
+            for cluster in answer["clusters"]:
+                cluster.pop("tags", None)
+        return answer
+
+    def tag_resource(self, aws_retry, **kwargs):  # noqa: ARG002
+        self.calls.append(("tag_resource", kwargs))
+        tags = {t["key"]: t["value"] for t in self.cluster["tags"]} | {t["key"]: t["value"] for t in kwargs["tags"]}
+        self.cluster["tags"] = [{"key": k, "value": v} for k, v in tags.items()]
+
+    def untag_resource(self, aws_retry, **kwargs):  # noqa: ARG002
+        self.calls.append(("untag_resource", kwargs))
+        self.cluster["tags"] = [t for t in self.cluster["tags"] if t["key"] not in kwargs["tagKeys"]]
+
+
+def test_tags_are_read_with_the_settings_and_written_only_when_they_differ(monkeypatch, capsys):
+    client = FakeTaggedEcs(tags=[{"key": "Project", "value": "shop"}, {"key": "Team", "value": "a"}])
+    wanted = {"Project": "shop", "Environment": "prod"}
+    result = run(
+        monkeypatch, capsys, client, cluster="prod", container_insights="enabled", tags=wanted, _ansible_diff=True
+    )
+    assert result["changed"] and result["tags"] == {"Project": "shop", "Team": "a", "Environment": "prod"}
+    assert client.calls[0] == ("describe_clusters", {"clusters": ["prod"], "include": ["SETTINGS", "TAGS"]})
+    assert client.calls[1] == ("tag_resource", {"resourceArn": ARN, "tags": [{"key": "Environment", "value": "prod"}]})
+    assert result["diff"]["before"]["tags"] == {"Project": "shop", "Team": "a"}
+
+    client.calls.clear()
+    result = run(monkeypatch, capsys, client, cluster="prod", container_insights="enabled", tags=wanted)
+    assert not result["changed"] and names(client) == ["describe_clusters"]
+
+    result = run(
+        monkeypatch, capsys, client, cluster="prod", container_insights="enabled", tags=wanted, purge_tags=True
+    )
+    assert result["changed"] and client.calls[-1] == ("untag_resource", {"resourceArn": ARN, "tagKeys": ["Team"]})
+    assert result["tags"] == wanted
+
+
+def test_tags_in_check_mode_are_planned_not_written(monkeypatch, capsys):
+    client = FakeTaggedEcs()
+    result = run(
+        monkeypatch,
+        capsys,
+        client,
+        cluster="prod",
+        container_insights="enabled",
+        tags={"A": "1"},
+        _ansible_check_mode=True,
+    )
+    assert result["changed"] and result["tags"] == {"A": "1"} and names(client) == ["describe_clusters"]
