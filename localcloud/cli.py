@@ -29,6 +29,7 @@ from pathlib import Path
 
 from localcloud.awsapi import ApiEndpoint, parse_port_map
 from localcloud.dataplane.ecs import OWNER_ENV
+from localcloud.procs import live_processes
 
 DEFAULT_PORT = 4566
 DEFAULT_LISTENER_PORTS = {"80": 8080, "443": 8443}
@@ -133,17 +134,7 @@ def owned_processes(state: StateDir) -> list[int]:
     """Processes whose environment says they belong to this local cloud (tasks, their health
     checks, PostgreSQL, the API itself): ``LOCALCLOUD_OWNER=<state dir>``."""
     marker = f"{OWNER_ENV}={state.path}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as environ:
-                if marker in environ.read().split(b"\0") and pid_alive(int(entry)):
-                    found.append(int(entry))
-        except OSError:
-            continue
-    return found
+    return live_processes(lambda variables, _command: marker in variables)
 
 
 def _tail(path: Path, lines: int = 15) -> str:

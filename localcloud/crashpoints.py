@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from localcloud.harness import REPO, playbook_command, playbook_env
+from localcloud.procs import with_environment
 
 BANNER = re.compile(r"^TASK \[(?:(?P<role>[\w.]+) : )?(?P<name>.*?)\] \**\s*$")
 LOCK_TASK = "Take the environment's lock"
@@ -172,23 +173,8 @@ def after_ctrl_c(process: subprocess.Popen, point: CrashPoint, patience: float =
 
 
 def processes_with(marker: str) -> list[int]:
-    """Live processes (zombies excluded) with ``marker`` (``NAME=value``, or ``NAME=`` for any value) in their
-    environment."""
-    wanted = marker.encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                if stat.read().rsplit(")", 1)[-1].split()[0] == "Z":
-                    continue
-            with open(f"/proc/{entry}/environ", "rb") as environ:
-                if any(item.startswith(wanted) for item in environ.read().split(b"\0")):
-                    found.append(int(entry))
-        except OSError:
-            continue
-    return found
+    """Live processes with ``marker`` (``NAME=value``, or ``NAME=`` for any value) in their environment."""
+    return with_environment(marker)
 
 
 def run_killed(

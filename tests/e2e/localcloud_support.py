@@ -59,23 +59,10 @@ def processes_of(state_dir: Path) -> list[int]:
     """Live processes that belong to the local cloud of ``state_dir``: ``LOCALCLOUD_OWNER=<state
     dir>`` in their environment, or the state dir on their command line (zombies excluded)."""
     from localcloud.dataplane.ecs import OWNER_ENV
+    from localcloud.procs import live_processes
 
     marker = f"{OWNER_ENV}={state_dir}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                if stat.read().rsplit(")", 1)[-1].split()[0] == "Z":
-                    continue
-            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker in environ or str(state_dir).encode() in cmdline:
-            found.append(int(entry))
-    return found
+    return live_processes(lambda variables, command: marker in variables or str(state_dir).encode() in command)
 
 
 def refuses(host: str, port: int, timeout: float = 1.0) -> bool:
