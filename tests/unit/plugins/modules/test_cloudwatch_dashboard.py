@@ -9,6 +9,7 @@ import botocore.exceptions
 import pytest
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.ecs_production.platform.plugins.modules import cloudwatch_dashboard as mod
+from module_runner import run_module
 
 WIDGET = {
     "type": "metric",
@@ -78,10 +79,7 @@ class FakeCloudWatch:
 
 
 def run(monkeypatch, capsys, client, **args):
-    monkeypatch.setattr(mod.AnsibleAWSModule, "client", lambda _self, _service, retry_decorator=None: client)  # noqa: ARG005
-    with patch_module_args(dict({"region": "us-east-1"}, **args)), pytest.raises(SystemExit):
-        mod.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module(mod, monkeypatch, capsys, client, **args)
 
 
 def names(client) -> list[str]:

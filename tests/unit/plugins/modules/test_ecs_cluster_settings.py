@@ -8,6 +8,7 @@ import json
 import pytest
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.ecs_production.platform.plugins.modules import ecs_cluster_settings as mod
+from module_runner import run_module
 
 ARN = "arn:aws:ecs:us-east-1:123456789012:cluster/prod"
 
@@ -35,10 +36,7 @@ class FakeEcs:
 
 
 def run(monkeypatch, capsys, client, **args):
-    monkeypatch.setattr(mod.AnsibleAWSModule, "client", lambda _self, _service, retry_decorator=None: client)  # noqa: ARG005
-    with patch_module_args(dict({"region": "us-east-1"}, **args)), pytest.raises(SystemExit):
-        mod.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module(mod, monkeypatch, capsys, client, **args)
 
 
 def names(client) -> list[str]:

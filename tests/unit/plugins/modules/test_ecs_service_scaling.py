@@ -5,11 +5,9 @@ the refusals made before any call."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.ecs_production.platform.plugins.modules import ecs_service_scaling as mod
+from module_runner import run_module
 
 LB = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/prod-alb/50dc6c495c0c9188"
 TG = {
@@ -63,10 +61,7 @@ class FakeScaling:
 
 
 def run(monkeypatch, capsys, client, **args):
-    monkeypatch.setattr(mod.AnsibleAWSModule, "client", lambda _self, _service, retry_decorator=None: client)  # noqa: ARG005
-    with patch_module_args(dict({"region": "us-east-1"}, **args)), pytest.raises(SystemExit):
-        mod.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module(mod, monkeypatch, capsys, client, **args)
 
 
 def names(client) -> list[str]:

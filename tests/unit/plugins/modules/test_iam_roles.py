@@ -8,9 +8,9 @@ import copy
 import json
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.ecs_production.platform.plugins.modules import iam_roles as mod
 from botocore.exceptions import ClientError
+from module_runner import run_module
 
 TRUST = {
     "Version": "2012-10-17",
@@ -115,10 +115,7 @@ class FakeIam:
 
 
 def run(monkeypatch, capsys, client, **args):
-    monkeypatch.setattr(mod.AnsibleAWSModule, "client", lambda _self, _service, retry_decorator=None: client)  # noqa: ARG005
-    with patch_module_args(dict({"region": "us-east-1"}, **args)), pytest.raises(SystemExit):
-        mod.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module(mod, monkeypatch, capsys, client, **args)
 
 
 def names(client) -> list[str]:

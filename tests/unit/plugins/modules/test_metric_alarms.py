@@ -8,6 +8,7 @@ import json
 import pytest
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.ecs_production.platform.plugins.modules import metric_alarms as mod
+from module_runner import run_module
 
 FIVE_XX = {
     "name": "app-green-5xx",
@@ -149,10 +150,7 @@ class FakeCloudWatch:
 
 
 def run(monkeypatch, capsys, client, **args):
-    monkeypatch.setattr(mod.AnsibleAWSModule, "client", lambda _self, _service, retry_decorator=None: client)  # noqa: ARG005
-    with patch_module_args(dict({"region": "us-east-1"}, **args)), pytest.raises(SystemExit):
-        mod.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module(mod, monkeypatch, capsys, client, **args)
 
 
 def test_main_creates_then_changes_nothing_then_updates_one_then_deletes_in_one_call(monkeypatch, capsys):
